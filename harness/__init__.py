@@ -1,0 +1,13 @@
+"""cmi-harness: fine-tune transformer classifiers on GLUE under pluggable training objectives."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from harness.hookspecs import hookimpl
+from harness.objective import HParam, LossOutput, Objective
+
+try:
+    __version__ = version("cmi-harness")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["HParam", "LossOutput", "Objective", "__version__", "hookimpl"]

@@ -1,0 +1,203 @@
+"""The ``harness`` command: run, list, env."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import HarnessError
+
+EPILOG = """examples:
+  harness run                              # smoke suite, tiny model, offline, about a minute
+  harness run --suite glue --tasks rte,mrpc --objectives ce --model minilm-l6 --data-dir ../shared/glue
+  harness list                             # objectives, models and suites, with their packages
+  harness list --details ce                # one entry's hyper-parameters or tasks
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + line
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _csv(kind: str):
+    def parse(text: str) -> list[str]:
+        items = [s.strip() for s in text.split(",") if s.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"{kind}: give a comma-separated list")
+        return items
+
+    return parse
+
+
+def _seeds(text: str) -> list[int]:
+    out = []
+    for s in _csv("seeds")(text):
+        try:
+            out.append(int(s))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"seed {s!r} is not an integer; write e.g. --seeds 1,2,3") from None
+    return out
+
+
+def _number(kind):
+    def parse(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole number' if kind is int else 'number'}") from None
+
+    return parse
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="harness", description="Fine-tune transformer classifiers on GLUE under pluggable training "
+               "objectives and compare them.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="also load plugin module MODULE (importable, not installed); repeatable")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    r = sub.add_parser("run", help="train and evaluate trials, then print the results table",
+                       description="Runs every (task, objective, seed) trial and prints a results table. "
+                       "Without arguments: the generated smoke suite with the tiny model, offline.")
+    r.add_argument("--suite", default="smoke", help="suite to run (default: smoke; see `harness list`)")
+    r.add_argument("--tasks", type=_csv("tasks"), help="comma-separated tasks of the suite (default: all)")
+    r.add_argument("--objectives", type=_csv("objectives"), default=["ce"], help="comma-separated (default: ce)")
+    r.add_argument("--objective-args", metavar="OBJ.KEY=V,...", help="objective hyper-parameters, "
+                   "e.g. ce.label_smoothing=0.1 (see `harness list --details OBJ`)")
+    r.add_argument("--model", default="tiny", help="registered name, local directory, or hf:HUB_ID (default: tiny)")
+    r.add_argument("--seeds", type=_seeds, default=[1, 2, 3], help="comma-separated integer seeds (default: 1,2,3)")
+    r.add_argument("--data-dir", help="local GLUE copy in the classic layout (default: $HARNESS_GLUE_DIR, else the Hub)")
+    r.add_argument("--epochs", type=_number(int), default=3, help="default: 3")
+    r.add_argument("--lr", type=_number(float), help="peak learning rate (default: the model's, 2e-5 for pretrained)")
+    r.add_argument("--batch-size", type=_number(int), default=32, help="default: 32")
+    r.add_argument("--max-seq-length", type=_number(int), default=128, help="truncation length (default: 128)")
+    r.add_argument("--warmup-ratio", type=_number(float), default=0.1, help="default: 0.1")
+    r.add_argument("--weight-decay", type=_number(float), default=0.01, help="default: 0.01")
+    r.add_argument("--max-train-samples", type=_number(int), help="deterministic subsample of each train split")
+    r.add_argument("--zero-stage", type=_number(int), default=0, help="DeepSpeed ZeRO stage (default: 0)")
+    r.add_argument("--precision", default="fp32", help="fp32, bf16, or fp16 (GPU only) (default: fp32)")
+    r.add_argument("--threads", type=_number(int), help="torch threads per trial (default: torch's)")
+    r.add_argument("--output-dir", default="runs", help="each run gets a new directory under it (default: runs)")
+    r.add_argument("--quiet", action="store_true", help="no live progress")
+
+    ls = sub.add_parser("list", help="show registered objectives, models and suites")
+    ls.add_argument("--details", metavar="NAME", help="hyper-parameters of an objective, or tasks of a suite")
+    sub.add_parser("env", help="show versions, devices, cache and plugin sources")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console, err = Console(), Console(stderr=True)
+    try:
+        from harness import plugins as plugin_loader
+
+        loaded = plugin_loader.load(tuple(args.plugin))
+        for w in loaded.warnings:
+            err.print(f"[yellow]warning:[/] {w}", highlight=False)
+        if args.command == "list":
+            return cmd_list(loaded, console, args.details)
+        if args.command == "env":
+            return cmd_env(loaded, console)
+        if args.command == "run":
+            return cmd_run(loaded, args, console)
+        build_parser().print_help()
+        return 0
+    except HarnessError as exc:
+        if args.debug:
+            raise
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+
+
+def cmd_run(loaded, args, console: Console) -> int:
+    from harness.planner import make_plan
+    from harness.runner import new_run_dir, run_local
+    from harness.summary import table
+
+    plan = make_plan(
+        loaded, args.suite, args.tasks, args.objectives, args.model, args.seeds, args.objective_args,
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
+        warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, max_train_samples=args.max_train_samples,
+        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None, zero_stage=args.zero_stage,
+        precision=args.precision, threads=args.threads, plugins=tuple(args.plugin),
+    )
+    for note in plan.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    run_dir = new_run_dir(Path(args.output_dir), args.suite)
+    console.print(f"{len(plan.trials)} trial(s) -> {run_dir}")
+    records = run_local(plan, run_dir, loaded, console, quiet=args.quiet)
+    console.print(table(records))
+    failed = sum(r["status"] != "completed" for r in records)
+    console.print(f"records: {run_dir}/trials/*/record.json")
+    return 1 if failed else 0
+
+
+def cmd_list(loaded, console: Console, details: str | None) -> int:
+    if details:
+        return _details(loaded, console, details)
+    for title, registry in (("Objectives", loaded.objectives), ("Models", loaded.models), ("Suites", loaded.suites)):
+        t = Table(title=title, title_justify="left")
+        for col in ("name", "from", "description"):
+            t.add_column(col)
+        for e in registry:
+            t.add_row(e.name, e.source, e.description)
+        console.print(t)
+    return 0
+
+
+def _details(loaded, console: Console, name: str) -> int:
+    if name in loaded.objectives:
+        cls = loaded.objectives.get(name)
+        console.print(f"[bold]{name}[/] ({loaded.objectives.entry(name).source}): {cls.description}")
+        console.print(f"needs: {', '.join(sorted(cls.needs))}")
+        t = Table("hyper-parameter", "default", "meaning", title=f"set with --objective-args {name}.KEY=VALUE")
+        for h in cls.hparams:
+            t.add_row(h.name, repr(h.default), h.help)
+        console.print(t)
+    elif name in loaded.suites:
+        suite = loaded.suites.get(name)
+        t = Table("task", "labels", "pair", "metrics", "dev splits", title=f"suite {name}: {suite.description}")
+        for task in suite.tasks:
+            t.add_row(task.name, ", ".join(task.label_names), str(task.pair), ", ".join(task.metrics),
+                      ", ".join(task.dev_splits))
+        console.print(t)
+    elif name in loaded.models:
+        e = loaded.models.entry(name)
+        console.print(f"[bold]{name}[/] ({e.source}): {e.description}; defaults: {e.obj.defaults or 'none'}")
+    else:
+        known = loaded.objectives.names() + loaded.suites.names() + loaded.models.names()
+        raise HarnessError(f"nothing named {name!r}; known names: {', '.join(known)}")
+    return 0
+
+
+def cmd_env(loaded, console: Console) -> int:
+    import torch
+
+    from harness.data import cache_root
+    from harness.results import git_commit, versions
+
+    t = Table("what", "value", title="harness env")
+    for k, v in versions().items():
+        t.add_row(k, str(v))
+    t.add_row("git commit", str(git_commit()))
+    t.add_row("cuda devices", str(torch.cuda.device_count()))
+    t.add_row("torch threads", str(torch.get_num_threads()))
+    t.add_row("cache", str(cache_root()))
+    t.add_row("HARNESS_GLUE_DIR", os.environ.get("HARNESS_GLUE_DIR", "(unset: GLUE from the Hub)"))
+    console.print(t)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The trial configuration: one plain dict per trial, so Ray Tune can pass it unchanged.
+
+``TrialConfig`` validates and documents the keys; ``to_dict``/``from_dict`` convert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from harness.errors import HarnessError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    suite: str
+    task: str
+    objective: str
+    model: str
+    seed: int
+    objective_args: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 3
+    lr: float | None = None  # None: the model's default (2e-5 for pretrained models)
+    batch_size: int = 32
+    max_seq_length: int = 128
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    max_train_samples: int | None = None
+    data_dir: str | None = None
+    zero_stage: int = 0
+    precision: str = "fp32"
+    threads: int | None = None  # torch intra-op threads; None: torch's default
+    plugins: tuple[str, ...] = ()  # --plugin modules, re-imported wherever the trial runs
+
+    def __post_init__(self):
+        checks = [
+            (isinstance(self.seed, int) and not isinstance(self.seed, bool), "seed", "must be an integer"),
+            (self.epochs >= 1, "epochs", "must be at least 1"),
+            (self.lr is None or self.lr > 0, "lr", "must be positive, e.g. 2e-5"),
+            (self.batch_size >= 1, "batch-size", "must be at least 1"),
+            (self.max_seq_length >= 8, "max-seq-length", "must be at least 8"),
+            (0 <= self.warmup_ratio < 1, "warmup-ratio", "must be in [0, 1)"),
+            (self.weight_decay >= 0, "weight-decay", "must be >= 0"),
+            (self.grad_clip >= 0, "grad-clip", "must be >= 0 (0 turns clipping off)"),
+            (self.max_train_samples is None or self.max_train_samples >= 1, "max-train-samples", "must be >= 1"),
+            (self.zero_stage in (0, 1, 2, 3), "zero-stage", "must be 0, 1, 2 or 3"),
+            (self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}"),
+            (self.threads is None or self.threads >= 1, "threads", "must be at least 1"),
+        ]
+        for ok, name, why in checks:
+            if not ok:
+                raise HarnessError(f"--{name} {getattr(self, name.replace('-', '_'))!r}: {why}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["plugins"] = list(self.plugins)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrialConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise HarnessError(f"unknown trial config keys {sorted(unknown)}; known: {sorted(names)}")
+        d = dict(d)
+        d["plugins"] = tuple(d.get("plugins", ()))
+        return cls(**d)
+
+    def trial_id(self) -> str:
+        """Readable and unique: task, objective, seed, and a hash of the whole config."""
+        digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        return f"{self.task}-{self.objective}-s{self.seed}-{digest}"

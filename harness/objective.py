@@ -1,0 +1,131 @@
+"""The objective contract that plugin authors implement.
+
+An objective turns one forward pass into a scalar training loss. The training loop
+(harness.trainer) is the same for every objective; an objective only says
+
+* ``name``/``description``: how it is selected (``--objectives NAME``) and listed;
+* ``hparams``: its hyper-parameters, with defaults and validation; users set them as
+  ``--objective-args NAME.KEY=VALUE``;
+* ``needs``: which forward outputs it reads besides the labels: ``"logits"`` (always
+  given), ``"features"`` (the pooled vector the classification head reads);
+* ``loss(out)``: the scalar loss plus named parts the loop logs;
+* optionally ``on_step_end``/``on_epoch_end`` to keep state (e.g. class centroids),
+  with ``state_dict``/``load_state_dict`` so that state is checkpointed (tensors only).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from harness.errors import HarnessError
+
+KNOWN_NEEDS = frozenset({"logits", "features"})
+
+
+@dataclass(frozen=True)
+class HParam:
+    """One hyper-parameter: its default, meaning, and the values it accepts."""
+
+    name: str
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[Any, ...] | None = None
+
+    def parse(self, owner: str, value: Any) -> Any:
+        """Convert ``value`` (possibly a string from the command line) to the default's type and check it."""
+        kind = type(self.default)
+        where = f"{owner}.{self.name}={value!r}"
+        try:
+            if kind is bool and isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                value = value.lower() in ("true", "1", "yes")
+            else:
+                value = kind(value)
+        except (TypeError, ValueError):
+            raise HarnessError(f"{where}: expected a {kind.__name__}; {self.help}") from None
+        if isinstance(value, float) and value != value:
+            raise HarnessError(f"{where}: NaN is not a valid value")
+        if self.minimum is not None and value < self.minimum:
+            raise HarnessError(f"{where}: must be >= {self.minimum}")
+        if self.maximum is not None and value > self.maximum:
+            raise HarnessError(f"{where}: must be <= {self.maximum}")
+        if self.choices is not None and value not in self.choices:
+            raise HarnessError(f"{where}: must be one of {', '.join(map(str, self.choices))}")
+        return value
+
+
+@dataclass
+class Outputs:
+    """What the training loop hands an objective for one batch."""
+
+    logits: torch.Tensor  # (B, C) class scores z(x)
+    labels: torch.Tensor  # (B,) int64
+    idx: torch.Tensor  # (B,) example ids within the split
+    features: torch.Tensor | None = None  # (B, H) pooled vector fed to the head, when "features" is needed
+
+
+@dataclass
+class LossOutput:
+    loss: torch.Tensor  # scalar to minimise
+    parts: dict[str, torch.Tensor] = field(default_factory=dict)  # named terms, logged as floats
+
+
+class Objective:
+    """Base class of every training objective. Subclass it and register the class in a plugin."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    hparams: ClassVar[tuple[HParam, ...]] = ()
+    needs: ClassVar[frozenset[str]] = frozenset({"logits"})
+
+    def __init__(self, num_labels: int, **hparams: Any):
+        self.num_labels = num_labels
+        self.hp = self.resolve_hparams(hparams)
+
+    @classmethod
+    def resolve_hparams(cls, given: dict[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with ``given``; unknown keys and bad values raise HarnessError."""
+        spec = {h.name: h for h in cls.hparams}
+        for key in given:
+            if key not in spec:
+                close = difflib.get_close_matches(key, spec, n=1)
+                guess = f" Did you mean {close[0]!r}?" if close else ""
+                known = ", ".join(spec) or "none"
+                raise HarnessError(
+                    f"objective {cls.name!r} has no hyper-parameter {key!r}.{guess} Known: {known} "
+                    f"(see `harness list --details {cls.name}`)"
+                )
+        return {n: h.parse(cls.name, given[n]) if n in given else h.default for n, h in spec.items()}
+
+    @classmethod
+    def validate_class(cls) -> None:
+        """Checks a plugin's class once, at registration, so mistakes surface with the plugin's name."""
+        for attr in ("name", "description"):
+            if not isinstance(getattr(cls, attr, None), str):
+                raise TypeError(f"{cls.__qualname__} must define a string class attribute {attr!r}")
+        unknown = set(cls.needs) - KNOWN_NEEDS
+        if unknown:
+            raise TypeError(f"{cls.__qualname__}.needs has unknown entries {sorted(unknown)}; known: {sorted(KNOWN_NEEDS)}")
+
+    def loss(self, out: Outputs) -> LossOutput:
+        raise NotImplementedError
+
+    def on_step_end(self, out: Outputs) -> None:
+        """Called after each optimizer step with detached outputs of that step's batch."""
+
+    def on_epoch_end(self, epoch: int) -> None:
+        """Called after the last step of each epoch (epochs count from 0)."""
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if state:
+            raise ValueError(f"objective {self.name!r} keeps no state but was given {sorted(state)}")

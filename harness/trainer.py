@@ -1,0 +1,136 @@
+"""The one training loop, shared by every objective.
+
+Per step: a length-grouped, dynamically padded batch -> forward through the DeepSpeed
+engine -> ``objective.loss`` -> ``engine.backward``/``engine.step`` (AdamW, linear
+schedule, clipping) -> ``objective.on_step_end``. Per epoch: ``objective.on_epoch_end``,
+then dev evaluation: the task's GLUE metrics and CMI, Gamma, NCMI of P_x.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from harness import engine as ds_engine
+from harness.batching import Columns, eval_batches, train_batches
+from harness.config import TrialConfig
+from harness.errors import TrialFailed
+from harness.metrics import cmi_stats, glue_metrics
+from harness.objective import Objective, Outputs
+from harness.suite import Task
+
+Progress = Callable[[dict], None]
+
+
+@dataclass
+class Predictions:
+    probs: np.ndarray  # (N, C) float32, rows in split order
+    labels: np.ndarray  # (N,)
+    idx: np.ndarray  # (N,) example ids
+
+
+@dataclass
+class FitResult:
+    epochs: list[dict] = field(default_factory=list)
+    final: dict[str, dict] = field(default_factory=dict)  # dev split -> metrics
+    predictions: dict[str, Predictions] = field(default_factory=dict)
+    train_time_s: float = 0.0
+    train_samples: int = 0
+
+
+class _FeatureTap:
+    """Keeps the input of the classification head: the pooled vector the head reads."""
+
+    def __init__(self, model: torch.nn.Module):
+        head = getattr(model, "classifier", None)
+        if head is None:
+            raise TrialFailed(f"{type(model).__name__} has no `classifier` head, so 'features' are unavailable")
+        self.value: torch.Tensor | None = None
+        self.handle = head.register_forward_pre_hook(self._keep)
+
+    def _keep(self, module, args):
+        x = args[0]
+        self.value = x[:, 0] if x.dim() == 3 else x  # heads that pool themselves read the first token
+
+
+def _forward(engine, batch: dict[str, torch.Tensor], tap: _FeatureTap | None) -> Outputs:
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "idx")}
+    logits = engine(**inputs).logits.float()
+    features = tap.value.float() if tap is not None and tap.value is not None else None
+    return Outputs(logits=logits, labels=batch["labels"], idx=batch["idx"], features=features)
+
+
+def evaluate(engine, split: Columns, task: Task, batch_size: int) -> tuple[dict, Predictions]:
+    engine.eval()
+    probs = np.zeros((len(split), task.num_labels), dtype=np.float64)
+    with torch.no_grad():
+        for rows in eval_batches(split.lengths, batch_size):
+            batch = {k: v.to(engine.device) for k, v in split.collate(rows).items()}
+            probs[rows] = _forward(engine, batch, None).logits.double().softmax(-1).cpu().numpy()
+    metrics = glue_metrics(task.metrics, split.labels, probs.argmax(axis=1))
+    metrics.update(cmi_stats(probs, split.labels, task.num_labels))
+    return metrics, Predictions(probs.astype(np.float32), split.labels, split.idx)
+
+
+def fit(
+    cfg: TrialConfig,
+    lr: float,
+    model: torch.nn.Module,
+    objective: Objective,
+    task: Task,
+    train: Columns,
+    devs: dict[str, Columns],
+    progress: Progress = lambda event: None,
+) -> FitResult:
+    """Trains ``model`` for ``cfg.epochs`` epochs; ``progress`` receives step and epoch events."""
+    rng = np.random.default_rng(cfg.seed)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    engine = ds_engine.build(model, cfg, lr, total)
+    tap = _FeatureTap(engine.module) if "features" in objective.needs else None
+    result = FitResult()
+    step = 0
+    for epoch in range(cfg.epochs):
+        engine.train()
+        started = time.perf_counter()
+        loss_sum, parts_sum = 0.0, {}
+        for rows in train_batches(train.lengths, cfg.batch_size, rng):
+            batch = {k: v.to(engine.device) for k, v in train.collate(rows).items()}
+            out = _forward(engine, batch, tap)
+            lo = objective.loss(out)
+            loss = float(lo.loss.detach())
+            if not math.isfinite(loss):
+                parts = {k: float(v.detach()) for k, v in lo.parts.items()}
+                raise TrialFailed(
+                    f"non-finite loss {loss} at epoch {epoch + 1}, step {step + 1} (parts {parts}); "
+                    f"lower the learning rate or check the objective's hyper-parameters"
+                )
+            engine.backward(lo.loss)
+            engine.step()
+            detached = Outputs(
+                out.logits.detach(), out.labels, out.idx, None if out.features is None else out.features.detach()
+            )
+            objective.on_step_end(detached)
+            step += 1
+            loss_sum += loss
+            for k, v in lo.parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + float(v.detach())
+            progress({"event": "step", "step": step, "total_steps": total, "epoch": epoch + 1, "loss": loss})
+        objective.on_epoch_end(epoch)
+        result.train_time_s += time.perf_counter() - started
+        result.train_samples += len(train)
+        n = steps_per_epoch
+        record = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_parts": {k: v / n for k, v in parts_sum.items()}}
+        for name, split in devs.items():
+            record[name], result.predictions[name] = evaluate(engine, split, task, 2 * cfg.batch_size)
+        result.epochs.append(record)
+        progress({"event": "epoch", **record})
+    result.final = {name: result.epochs[-1][name] for name in devs}
+    if tap is not None:
+        tap.handle.remove()
+    return result

@@ -1,0 +1,94 @@
+"""One trial = one (suite, task, objective, model, seed, settings) config dict -> one record.
+
+``run_trial`` is a plain function of the config, so the local executor and Ray Tune call
+it the same way. It writes ``record.json`` and the dev predictions into ``trial_dir``.
+A failure inside the trial is recorded (status "failed", the error) and not raised.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+import harness
+from harness import plugins as plugin_loader
+from harness.batching import Columns
+from harness.config import TrialConfig
+from harness.data import tokenize
+from harness.errors import HarnessError, TrialFailed
+from harness.models import resolve
+from harness.results import PREDICTIONS, RECORD, SCHEMA, git_commit, versions, write_json, write_predictions
+from harness.trainer import Progress, fit
+
+DEFAULT_LR = 2e-5
+
+
+def _peak_memory_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_trial(
+    config: dict, trial_dir: str | Path, progress: Progress = lambda e: None, plugins=None
+) -> dict:
+    from transformers import set_seed
+
+    started = time.perf_counter()
+    cfg = TrialConfig.from_dict(config)
+    trial_dir = Path(trial_dir)
+    record = {
+        "schema": SCHEMA,
+        "trial_id": cfg.trial_id(),
+        "status": "running",
+        "config": cfg.to_dict(),
+        "harness": {"version": harness.__version__, "git_commit": git_commit()},
+        "versions": versions(),
+    }
+    try:
+        plugins = plugins or plugin_loader.load(cfg.plugins)
+        suite = plugins.suites.get(cfg.suite)
+        task = suite.task(cfg.task)
+        objective_cls = plugins.objectives.get(cfg.objective)
+        objective = objective_cls(task.num_labels, **cfg.objective_args)
+        spec = resolve(cfg.model, plugins.models)
+        lr = cfg.lr or spec.defaults.get("lr", DEFAULT_LR)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        set_seed(cfg.seed)
+        data = suite.load(task, Path(cfg.data_dir) if cfg.data_dir else None)
+        tokenizer, model = spec.load(task.num_labels)
+        tokenized = tokenize(task, data, tokenizer, cfg.max_seq_length, cfg.max_train_samples)
+        pad_id = tokenizer.pad_token_id or 0
+        train = Columns(tokenized["train"], pad_id)
+        devs = {s: Columns(tokenized[s], pad_id) for s in task.dev_splits if s in tokenized}
+        record.update(
+            primary_metric=task.primary,
+            lr=lr,
+            notes=data.notes,
+            data={"fingerprint": data.fingerprint, "train_examples": len(train),
+                  "dev_examples": {s: len(c) for s, c in devs.items()}},
+            hparams=objective.hp,
+        )
+        result = fit(cfg, lr, model, objective, task, train, devs, progress)
+        write_predictions(trial_dir / PREDICTIONS, result.predictions)
+        record.update(
+            status="completed",
+            epochs=result.epochs,
+            final=result.final,
+            train_time_s=result.train_time_s,
+            train_samples_per_s=result.train_samples / result.train_time_s if result.train_time_s else None,
+            predictions=PREDICTIONS,
+        )
+    except (HarnessError, TrialFailed) as exc:
+        record.update(status="failed", error=str(exc))
+    except Exception as exc:  # a plugin's bug fails its trial, not the run
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+    record["wall_time_s"] = time.perf_counter() - started
+    record["peak_memory_mb"] = _peak_memory_mb()
+    write_json(trial_dir / RECORD, record)
+    return record

@@ -1,0 +1,83 @@
+"""``smoke``: two small tasks the project generates itself, so a full run needs no download.
+
+* ``sentiment`` (single sentence, 2 classes): one sentiment word among neutral filler words;
+  the label is the word's polarity.
+* ``nli`` (sentence pair, 3 classes): premise "the ANIMAL is COLOR"; the hypothesis repeats
+  it (entailment), negates it (contradiction) or states an unrelated attribute (neutral).
+
+In both, NOISE of the labels (train and dev) are replaced by a different random class, so
+the best dev accuracy is about 1 - NOISE and the output distributions keep a measurable
+spread (non-zero CMI). Generated from a fixed seed: the same examples on every machine. A
+tiny model learns both well above chance within a few seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import datasets
+
+from harness import hookimpl
+from harness.suite import Suite, Task, TaskData
+
+POSITIVE = ["good", "great", "fine", "lovely", "superb", "wonderful", "pleasant", "brilliant"]
+NEGATIVE = ["bad", "awful", "poor", "dreadful", "terrible", "boring", "nasty", "weak"]
+SUBJECTS = ["the movie", "the book", "the meal", "the show", "the song", "the game", "the trip", "the hotel"]
+FILLER = ["really", "quite", "very", "somewhat", "today", "again", "overall", "honestly", "was", "seemed"]
+ANIMALS = ["cat", "dog", "horse", "bird", "fish", "cow", "fox", "mouse"]
+COLORS = ["red", "blue", "green", "black", "white", "brown", "grey", "yellow"]
+SIZES = ["big", "small", "old", "young", "fast", "slow"]
+VOCABULARY = sorted(
+    {w for phrase in POSITIVE + NEGATIVE + SUBJECTS + FILLER + ANIMALS + COLORS + SIZES for w in phrase.split()}
+    | {"the", "is", "not"}
+)
+SIZES_BY_SPLIT = {"train": 2000, "validation": 400}
+NOISE = 0.1
+VERSION = 2  # bump when the generator changes, to invalidate caches
+
+TASKS = (
+    Task("sentiment", ("negative", "positive"), pair=False, metrics=("accuracy",)),
+    Task("nli", ("entailment", "neutral", "contradiction"), pair=True, metrics=("accuracy",)),
+)
+
+
+def _sentiment(rng: random.Random) -> tuple[str, str | None, int]:
+    label = rng.randrange(2)
+    word = rng.choice(POSITIVE if label else NEGATIVE)
+    words = rng.sample(FILLER, rng.randint(1, 4))
+    words.insert(rng.randrange(len(words) + 1), word)
+    return f"{rng.choice(SUBJECTS)} {' '.join(words)}", None, label
+
+
+def _nli(rng: random.Random) -> tuple[str, str | None, int]:
+    animal, color = rng.choice(ANIMALS), rng.choice(COLORS)
+    label = rng.randrange(3)
+    hypothesis = [f"the {animal} is {color}", f"the {animal} is {rng.choice(SIZES)}", f"the {animal} is not {color}"]
+    return f"the {animal} is {color}", hypothesis[label], label
+
+
+def generate(task: Task, split: str) -> datasets.Dataset:
+    make = _nli if task.pair else _sentiment
+    rng = random.Random(f"{task.name}-{split}-{VERSION}")
+    rows = []
+    for _ in range(SIZES_BY_SPLIT[split]):
+        a, b, label = make(rng)
+        if rng.random() < NOISE:
+            label = (label + rng.randrange(1, task.num_labels)) % task.num_labels
+        rows.append((a, b, label))
+    cols = {"idx": list(range(len(rows))), "text_a": [r[0] for r in rows], "label": [r[2] for r in rows]}
+    if task.pair:
+        cols["text_b"] = [r[1] for r in rows]
+    return datasets.Dataset.from_dict(cols)
+
+
+def load(task: Task, data_dir=None) -> TaskData:
+    splits = datasets.DatasetDict({s: generate(task, s) for s in SIZES_BY_SPLIT})
+    fingerprint = hashlib.sha256(f"smoke-{task.name}-{VERSION}-{SIZES_BY_SPLIT}-{NOISE}".encode()).hexdigest()[:16]
+    return TaskData(splits, fingerprint)
+
+
+@hookimpl
+def harness_suites():
+    return [Suite("smoke", "Generated offline tasks for demos and tests (1 single-sentence, 1 pair 3-class)", TASKS, load)]
