@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
         loaded = plugin_loader.load(tuple(args.plugin))
         for w in loaded.warnings:
-            err.print(f"[yellow]warning:[/] {w}", highlight=False)
+            err.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
         if args.command == "list":
             return cmd_list(loaded, console, args.details)
         if args.command == "env":
@@ -133,7 +133,7 @@ def cmd_run(loaded, args, console: Console) -> int:
         precision=args.precision, threads=args.threads, plugins=tuple(args.plugin),
     )
     for note in plan.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     run_dir = new_run_dir(Path(args.output_dir), args.suite)
     console.print(f"{len(plan.trials)} trial(s) -> {run_dir}")
     records = run_local(plan, run_dir, loaded, console, quiet=args.quiet)

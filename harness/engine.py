@@ -9,7 +9,6 @@ import socket
 import torch
 
 from harness.config import TrialConfig
-from harness.errors import HarnessError
 
 if not torch.cuda.is_available():
     os.environ.setdefault("DS_ACCELERATOR", "cpu")  # say it, rather than let DeepSpeed warn that it guessed
@@ -37,8 +36,6 @@ def init_process_group() -> None:
 
 
 def ds_config(cfg: TrialConfig) -> dict:
-    if cfg.precision == "fp16" and not torch.cuda.is_available():
-        raise HarnessError("--precision fp16 needs a GPU; use fp32 or bf16 on CPU")
     return {
         "train_micro_batch_size_per_gpu": cfg.batch_size,
         "gradient_accumulation_steps": 1,

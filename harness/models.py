@@ -33,6 +33,7 @@ def pretrained(source: str | Path, description: str, name: str | None = None, **
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected
+        hf_logging.disable_progress_bar()
         logging.getLogger("transformers").setLevel(logging.ERROR)
         try:
             tok = AutoTokenizer.from_pretrained(str(source))

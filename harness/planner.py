@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from harness.config import TrialConfig
 from harness.errors import HarnessError
 from harness.models import resolve
@@ -47,12 +49,18 @@ def make_plan(
     check_model: bool = True,
     **settings: Any,
 ) -> Plan:
+    if settings.get("precision") == "fp16" and not torch.cuda.is_available():  # trials run on this machine
+        raise HarnessError("--precision fp16 needs a GPU; use fp32 or bf16 on CPU")
     suite_obj = registry.suites.get(suite)
     selected = suite_obj.select(tasks)
     if not objectives:
         raise HarnessError("--objectives is empty; name at least one, e.g. --objectives ce (see `harness list`)")
     if not seeds:
         raise HarnessError("--seeds is empty; give at least one integer seed, e.g. --seeds 1,2,3")
+    for flag, values in (("--tasks", tasks or []), ("--objectives", objectives), ("--seeds", seeds)):
+        twice = sorted({str(v) for v in values if values.count(v) > 1})
+        if twice:
+            raise HarnessError(f"{flag} lists {', '.join(twice)} more than once; give each value once")
     classes = {name: registry.objectives.get(name) for name in objectives}
     given = parse_objective_args(objective_args, objectives)
     hparams = {name: cls.resolve_hparams(given.get(name, {})) for name, cls in classes.items()}

@@ -50,7 +50,7 @@ def run_local(plan: Plan, run_dir: Path, plugins, console: Console, quiet: bool 
             bar.advance(overall)
             records.append(record)
             if not quiet:
-                console.print(_line(record, time.perf_counter() - started))
+                console.print(_line(record, time.perf_counter() - started), soft_wrap=True)
     return records
 
 

@@ -26,7 +26,7 @@ def frame(records: list[dict]) -> pd.DataFrame:
 def table(records: list[dict], title: str = "Dev results (mean ± std over seeds)") -> Table:
     out = Table(title=title)
     for col in ("task", "metric", "objective", "n", "score", "NCMI", "CMI", "samples/s"):
-        out.add_column(col, justify="left" if col in ("task", "metric", "objective") else "right")
+        out.add_column(col, justify="left" if col in ("task", "metric", "objective") else "right", no_wrap=True)
     df = frame(records)
     if not df.empty:
         stats = df.groupby(["task", "metric", "objective"], sort=True).agg(

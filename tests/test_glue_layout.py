@@ -1,0 +1,71 @@
+import pytest
+
+from harness.errors import HarnessError
+from tests.glue_fixture import write_glue
+
+EXPECTED = {  # task -> (train rows as (text_a, text_b, label), dev splits present)
+    "cola": ([("The sailors rode the breeze.", None, 1), ("The more we study verbs.", None, 0)], ["validation"]),
+    "sst2": ([("a charming journey ", None, 1), ("hide new secretions ", None, 0)], ["validation"]),
+    "mrpc": ([('He said "no".', "He refused.", 1), ("It rained.", "The sun shone.", 0)], ["validation"]),
+    "qqp": ([("How to cook?", "How do I cook?", 1), ("Why is sky blue?", "What is love?", 0)], ["validation"]),
+    "mnli": ([("A man eats.", "A person eats.", 0), ("A man eats.", "Nobody eats.", 2), ("A man eats.", "He is hungry.", 1)],
+             ["validation_matched"]),
+    "qnli": ([("What is red?", "Apples are red.", 0), ("Who?", "Nobody knows why.", 1)], ["validation"]),
+    "rte": ([("No weapons found.", "Weapons found.", 1), ("John runs.", "John moves.", 0)], ["validation"]),
+    "wnli": ([("I stuck a pin in a carrot.", "The carrot had a hole.", 1)], ["validation"]),
+}
+
+
+@pytest.fixture
+def glue(loaded):
+    return loaded.suites.get("glue")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_task_parses_in_the_classic_layout(glue, tmp_path, name):
+    rows, dev_splits = EXPECTED[name]
+    task = glue.task(name)
+    data = glue.load(task, write_glue(tmp_path))
+    assert sorted(data.splits) == sorted(["train", *dev_splits])
+    train = data.splits["train"]
+    got = [(r["text_a"], r.get("text_b"), r["label"]) for r in train]
+    assert got == rows
+    assert train["idx"] == list(range(len(rows)))
+
+
+def test_suite_has_the_eight_glue_tasks_with_their_metrics(glue):
+    assert {t.name: t.metrics for t in glue.tasks} == {
+        "cola": ("mcc",), "sst2": ("accuracy",), "mrpc": ("f1", "accuracy"), "qqp": ("accuracy", "f1"),
+        "mnli": ("accuracy",), "qnli": ("accuracy",), "rte": ("accuracy",), "wnli": ("accuracy",),
+    }
+    assert glue.task("mnli").dev_splits == ("validation_matched", "validation_mismatched")
+
+
+def test_missing_optional_split_is_reported_not_hidden(glue, tmp_path):
+    data = glue.load(glue.task("mnli"), write_glue(tmp_path))
+    assert len(data.notes) == 1 and "validation_mismatched" in data.notes[0] and "dev_mismatched.tsv" in data.notes[0]
+
+
+def test_missing_required_split_is_an_error(glue, tmp_path):
+    with pytest.raises(HarnessError, match=r"RTE/dev.tsv not found.*validation split is required"):
+        glue.load(glue.task("rte"), write_glue(tmp_path, skip=("RTE/dev.tsv",)))
+
+
+def test_malformed_row_names_file_and_line(glue, tmp_path):
+    bad = {"RTE/train.tsv": ["index\tsentence1\tsentence2\tlabel", "0\ta\tb\tentailment", "1\tonly two fields"]}
+    with pytest.raises(HarnessError, match=r"RTE/train.tsv:3: expected at least 4 tab-separated fields, found 2"):
+        glue.load(glue.task("rte"), write_glue(tmp_path, replace=bad))
+
+
+def test_unknown_label_names_file_and_line(glue, tmp_path):
+    bad = {"QNLI/train.tsv": ["index\tquestion\tsentence\tlabel", "0\tq\ts\tmaybe"]}
+    with pytest.raises(HarnessError, match=r"QNLI/train.tsv:2: label 'maybe' is not one of entailment, not_entailment"):
+        glue.load(glue.task("qnli"), write_glue(tmp_path, replace=bad))
+
+
+def test_fingerprint_changes_with_the_data(glue, tmp_path):
+    task = glue.task("rte")
+    first = glue.load(task, write_glue(tmp_path)).fingerprint
+    assert glue.load(task, tmp_path).fingerprint == first
+    (tmp_path / "RTE/train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\tx\ty\tentailment\n")
+    assert glue.load(task, tmp_path).fingerprint != first

@@ -1,0 +1,142 @@
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness import plugins as plugin_loader
+from harness.errors import HarnessError
+from harness.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_unknown_name_lists_known_names_and_a_close_match():
+    reg = Registry("objective")
+    for name in ("ce", "cmi_min", "kd"):
+        reg.add(name, object(), "", "here")
+    with pytest.raises(HarnessError) as err:
+        reg.get("cmi_mn")
+    assert str(err.value) == "unknown objective 'cmi_mn'. Did you mean 'cmi_min'? Known objectives: ce, cmi_min, kd."
+    with pytest.raises(HarnessError, match=r"^unknown objective 'zzz'\. Known objectives: ce, cmi_min, kd\.$"):
+        reg.get("zzz")
+
+
+def test_duplicate_registration_names_both_sources():
+    reg = Registry("model")
+    reg.add("tiny", 1, "", "pkg-a 1.0")
+    with pytest.raises(HarnessError, match="registered twice, by pkg-a 1.0 and by pkg-b 2.0"):
+        reg.add("tiny", 2, "", "pkg-b 2.0")
+
+
+def test_builtins_register_through_the_entry_point_group(loaded):
+    assert "ce" in loaded.objectives.names()
+    assert {"bert-base", "distilbert-base", "minilm-l6", "tiny"} <= set(loaded.models.names())
+    assert {"glue", "smoke"} <= set(loaded.suites.names())
+    assert loaded.objectives.entry("ce").source.startswith("cmi-harness ")
+
+
+def _module(tmp_path, monkeypatch, name, body):
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(body))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+GOOD = """
+    from harness import Objective, LossOutput, hookimpl
+    import torch.nn.functional as F
+
+    class Mine(Objective):
+        name = "mine"
+        description = "my objective"
+        def loss(self, out):
+            return LossOutput(F.cross_entropy(out.logits, out.labels))
+
+    @hookimpl
+    def harness_objectives():
+        return [Mine]
+"""
+
+
+def test_plugin_option_loads_an_uninstalled_module(tmp_path, monkeypatch):
+    name = _module(tmp_path, monkeypatch, "my_local_plugin", GOOD)
+    loaded = plugin_loader.load((name,))
+    assert loaded.objectives.entry("mine").source == "my_local_plugin (--plugin)"
+
+
+def test_plugin_option_with_a_missing_module_is_an_error():
+    with pytest.raises(HarnessError, match=r"--plugin no_such_module_xyz: cannot import it"):
+        plugin_loader.load(("no_such_module_xyz",))
+
+
+def test_misspelled_hook_is_reported_with_a_close_match(tmp_path, monkeypatch):
+    body = GOOD.replace("def harness_objectives", "def harness_objective")
+    loaded = plugin_loader.load((_module(tmp_path, monkeypatch, "typo_plugin", body),))
+    assert any("unknown hook 'harness_objective'; did you mean 'harness_objectives'?" in w for w in loaded.warnings)
+    assert "mine" not in loaded.objectives
+
+
+def test_a_raising_hook_is_skipped_with_a_warning(tmp_path, monkeypatch):
+    body = GOOD.replace("return [Mine]", "raise RuntimeError('boom')")
+    loaded = plugin_loader.load((_module(tmp_path, monkeypatch, "raising_plugin", body),))
+    assert any("raising_plugin" in w and "RuntimeError: boom" in w for w in loaded.warnings)
+    assert "ce" in loaded.objectives
+
+
+def test_non_objective_class_is_refused(tmp_path, monkeypatch):
+    body = GOOD.replace("return [Mine]", "return [dict]")
+    loaded = plugin_loader.load((_module(tmp_path, monkeypatch, "wrong_type_plugin", body),))
+    assert any("is not a subclass of harness.Objective" in w for w in loaded.warnings)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """pip-installs the README's example plugin, and a broken one, into a target directory."""
+    target = tmp_path_factory.mktemp("site")
+    broken = tmp_path_factory.mktemp("broken")
+    (broken / "pyproject.toml").write_text(textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools>=68"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "harness-broken-plugin"
+        version = "0.0.1"
+        [project.entry-points.harness]
+        broken = "harness_broken"
+        [tool.setuptools]
+        py-modules = ["harness_broken"]
+    """))
+    (broken / "harness_broken.py").write_text("raise ImportError('this plugin is broken on purpose')\n")
+    for pkg in (ROOT / "examples" / "harness-example-plugin", broken):
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
+             str(target), str(pkg)], check=True, capture_output=True,
+        )
+    return target
+
+
+def _harness(site, *args, env_extra=None, cwd=None):
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(site), **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env, cwd=cwd)
+
+
+def test_installed_third_party_plugin_is_listed_and_runs(installed, tmp_path):
+    listed = _harness(installed, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "focal" in listed.stdout and "harness-example-plugin 0.1.0" in listed.stdout
+    assert "'broken' from harness-broken-plugin failed to load and is skipped" in listed.stderr
+    ran = _harness(installed, "run", "--objectives", "focal", "--objective-args", "focal.gamma=1.0", "--tasks",
+                   "sentiment", "--seeds", "1", "--epochs", "1", "--output-dir", str(tmp_path), "--quiet")
+    assert ran.returncode == 0, ran.stderr
+    assert "sentiment focal seed 1" in ran.stdout or "focal" in ran.stdout
+    (record,) = tmp_path.glob("*/trials/*/record.json")
+    assert '"status": "completed"' in record.read_text()
+
+
+def test_autoload_switch_keeps_only_the_builtins(installed):
+    listed = _harness(installed, "list", env_extra={"HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert listed.returncode == 0
+    assert "focal" not in listed.stdout and "ce" in listed.stdout and "broken" not in listed.stderr

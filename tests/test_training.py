@@ -1,0 +1,102 @@
+"""Tiny-model training on the generated smoke suite: it must learn, be deterministic, and record it all."""
+
+import json
+
+import numpy as np
+import pytest
+
+from harness.metrics import cmi_stats, glue_metrics
+from harness.results import read_predictions, trial_records
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    from harness.cli import main
+
+    out = tmp_path_factory.mktemp("runs")
+    assert main(["run", "--seeds", "1,2", "--epochs", "3", "--output-dir", str(out), "--quiet"]) == 0
+    (run_dir,) = out.iterdir()
+    return run_dir
+
+
+def _by(records, task, seed):
+    return [r for r in records if r["config"]["task"] == task and r["config"]["seed"] == seed]
+
+
+def test_tiny_model_beats_chance_clearly(smoke_run):
+    records = trial_records(smoke_run)
+    assert len(records) == 4 and all(r["status"] == "completed" for r in records)
+    for r in records:
+        acc = r["final"]["validation"]["accuracy"]
+        chance = 1 / (3 if r["config"]["task"] == "nli" else 2)
+        assert acc > chance + 0.3, (r["config"]["task"], acc)  # labels are 10% noisy: the ceiling is ~0.9
+        losses = [e["train_loss"] for e in r["epochs"]]
+        assert losses[-1] < losses[0]
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(smoke_run, tmp_path):
+    from harness.cli import main
+
+    assert main(["run", "--tasks", "nli", "--seeds", "1", "--output-dir", str(tmp_path), "--quiet"]) == 0
+    (again,) = trial_records(next(tmp_path.iterdir()))
+    records = trial_records(smoke_run)
+    (first,) = _by(records, "nli", 1)
+    (other,) = _by(records, "nli", 2)
+    assert again["trial_id"] == first["trial_id"]
+    assert again["epochs"] == first["epochs"]  # every loss, metric and CMI value, bit for bit
+    assert [e["train_loss"] for e in other["epochs"]] != [e["train_loss"] for e in first["epochs"]]
+
+
+def test_record_holds_what_a_reader_needs(smoke_run):
+    (r,) = _by(trial_records(smoke_run), "nli", 2)
+    for key in ("config", "harness", "versions", "epochs", "final", "wall_time_s", "train_samples_per_s",
+                "peak_memory_mb", "status", "primary_metric", "data"):
+        assert key in r, key
+    assert r["versions"]["torch"] and r["versions"]["deepspeed"] and r["harness"]["version"]
+    assert len(r["epochs"]) == 3 and set(r["final"]["validation"]) >= {"accuracy", "cmi", "gamma", "ncmi"}
+    assert r["train_samples_per_s"] > 0 and r["peak_memory_mb"] > 0
+    assert r["data"]["train_examples"] == 2000
+
+
+def test_dev_predictions_recompute_the_recorded_metrics(smoke_run):
+    for r in trial_records(smoke_run):
+        trial_dir = smoke_run / "trials" / r["trial_id"]
+        preds = read_predictions(trial_dir / r["predictions"])["validation"]
+        assert preds["probs"].shape == (400, 3 if r["config"]["task"] == "nli" else 2)
+        assert np.array_equal(preds["idx"], np.arange(400))
+        got = glue_metrics(("accuracy",), preds["labels"], preds["probs"].argmax(1))
+        got.update(cmi_stats(preds["probs"], preds["labels"], preds["probs"].shape[1]))
+        assert got == pytest.approx(r["final"]["validation"], rel=1e-4, abs=1e-6)
+
+
+def test_run_json_lists_the_plan(smoke_run):
+    run = json.loads((smoke_run / "run.json").read_text())
+    assert len(run["trials"]) == 4 and {t["config"]["task"] for t in run["trials"]} == {"sentiment", "nli"}
+
+
+def test_max_train_samples_is_a_fixed_subsample(tmp_path):
+    import datasets
+
+    from harness.data import subsample
+
+    ds = datasets.Dataset.from_dict({"idx": list(range(100))})
+    first, again = subsample(ds, 10)["idx"], subsample(ds, 10)["idx"]
+    assert first == again and len(set(first)) == 10 and first == sorted(first)
+    assert len(subsample(ds, 1000)) == 100
+
+
+def test_tokenization_is_cached_on_disk(loaded):
+    import os
+    from pathlib import Path
+
+    from harness.data import tokenize
+
+    suite = loaded.suites.get("smoke")
+    task = suite.task("sentiment")
+    tok, _ = loaded.models.get("tiny").load(2)
+    first = tokenize(task, suite.load(task, None), tok, 64, 100)
+    cached = list((Path(os.environ["HARNESS_CACHE"]) / "tokenized").glob("sentiment-*"))
+    assert cached
+    again = tokenize(task, suite.load(task, None), tok, 64, 100)
+    assert again["train"]["input_ids"] == first["train"]["input_ids"] and len(again["train"]) == 100
+    assert again["train"].cache_files  # read back from the Arrow files
