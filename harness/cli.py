@@ -50,30 +50,49 @@ def _number(kind):
         try:
             return kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole number' if kind is int else 'number'}") from None
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a {'whole number' if kind is int else 'number'}"
+            ) from None
 
     return parse
 
 
 def build_parser() -> Parser:
-    p = Parser(prog="harness", description="Fine-tune transformer classifiers on GLUE under pluggable training "
-               "objectives and compare them.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(
+        prog="harness",
+        description="Fine-tune transformer classifiers on GLUE under pluggable training objectives and compare them.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                   help="also load plugin module MODULE (importable, not installed); repeatable")
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="also load plugin module MODULE (importable, not installed); repeatable",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    r = sub.add_parser("run", help="train and evaluate trials, then print the results table",
-                       description="Runs every (task, objective, seed) trial and prints a results table. "
-                       "Without arguments: the generated smoke suite with the tiny model, offline.")
+    r = sub.add_parser(
+        "run",
+        help="train and evaluate trials, then print the results table",
+        description="Runs every (task, objective, seed) trial and prints a results table. "
+        "Without arguments: the generated smoke suite with the tiny model, offline.",
+    )
     r.add_argument("--suite", default="smoke", help="suite to run (default: smoke; see `harness list`)")
     r.add_argument("--tasks", type=_csv("tasks"), help="comma-separated tasks of the suite (default: all)")
     r.add_argument("--objectives", type=_csv("objectives"), default=["ce"], help="comma-separated (default: ce)")
-    r.add_argument("--objective-args", metavar="OBJ.KEY=V,...", help="objective hyper-parameters, "
-                   "e.g. ce.label_smoothing=0.1 (see `harness list --details OBJ`)")
+    r.add_argument(
+        "--objective-args",
+        metavar="OBJ.KEY=V,...",
+        help="objective hyper-parameters, e.g. ce.label_smoothing=0.1 (see `harness list --details OBJ`)",
+    )
     r.add_argument("--model", default="tiny", help="registered name, local directory, or hf:HUB_ID (default: tiny)")
     r.add_argument("--seeds", type=_seeds, default=[1, 2, 3], help="comma-separated integer seeds (default: 1,2,3)")
-    r.add_argument("--data-dir", help="local GLUE copy in the classic layout (default: $HARNESS_GLUE_DIR, else the Hub)")
+    r.add_argument(
+        "--data-dir", help="local GLUE copy in the classic layout (default: $HARNESS_GLUE_DIR, else the Hub)"
+    )
     r.add_argument("--epochs", type=_number(int), default=3, help="default: 3")
     r.add_argument("--lr", type=_number(float), help="peak learning rate (default: the model's, 2e-5 for pretrained)")
     r.add_argument("--batch-size", type=_number(int), default=32, help="default: 32")
@@ -126,11 +145,25 @@ def cmd_run(loaded, args, console: Console) -> int:
     from harness.summary import table
 
     plan = make_plan(
-        loaded, args.suite, args.tasks, args.objectives, args.model, args.seeds, args.objective_args,
-        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
-        warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, max_train_samples=args.max_train_samples,
-        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None, zero_stage=args.zero_stage,
-        precision=args.precision, threads=args.threads, plugins=tuple(args.plugin),
+        loaded,
+        args.suite,
+        args.tasks,
+        args.objectives,
+        args.model,
+        args.seeds,
+        args.objective_args,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        max_seq_length=args.max_seq_length,
+        warmup_ratio=args.warmup_ratio,
+        weight_decay=args.weight_decay,
+        max_train_samples=args.max_train_samples,
+        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
+        zero_stage=args.zero_stage,
+        precision=args.precision,
+        threads=args.threads,
+        plugins=tuple(args.plugin),
     )
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
@@ -169,8 +202,13 @@ def _details(loaded, console: Console, name: str) -> int:
         suite = loaded.suites.get(name)
         t = Table("task", "labels", "pair", "metrics", "dev splits", title=f"suite {name}: {suite.description}")
         for task in suite.tasks:
-            t.add_row(task.name, ", ".join(task.label_names), str(task.pair), ", ".join(task.metrics),
-                      ", ".join(task.dev_splits))
+            t.add_row(
+                task.name,
+                ", ".join(task.label_names),
+                str(task.pair),
+                ", ".join(task.metrics),
+                ", ".join(task.dev_splits),
+            )
         console.print(t)
     elif name in loaded.models:
         e = loaded.models.entry(name)

@@ -112,7 +112,9 @@ class Objective:
                 raise TypeError(f"{cls.__qualname__} must define a string class attribute {attr!r}")
         unknown = set(cls.needs) - KNOWN_NEEDS
         if unknown:
-            raise TypeError(f"{cls.__qualname__}.needs has unknown entries {sorted(unknown)}; known: {sorted(KNOWN_NEEDS)}")
+            raise TypeError(
+                f"{cls.__qualname__}.needs has unknown entries {sorted(unknown)}; known: {sorted(KNOWN_NEEDS)}"
+            )
 
     def loss(self, out: Outputs) -> LossOutput:
         raise NotImplementedError

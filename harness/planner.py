@@ -33,7 +33,9 @@ def parse_objective_args(text: str | None, objectives: list[str]) -> dict[str, d
         if not (eq and dot and obj and name):
             raise HarnessError(f"--objective-args {item!r}: write OBJECTIVE.KEY=VALUE, e.g. ce.label_smoothing=0.1")
         if obj not in objectives:
-            raise HarnessError(f"--objective-args {item!r}: {obj!r} is not among --objectives ({', '.join(objectives)})")
+            raise HarnessError(
+                f"--objective-args {item!r}: {obj!r} is not among --objectives ({', '.join(objectives)})"
+            )
         out.setdefault(obj, {})[name] = value
     return out
 

@@ -26,13 +26,23 @@ def new_run_dir(output_dir: Path, suite: str) -> Path:
 
 
 def run_local(plan: Plan, run_dir: Path, plugins, console: Console, quiet: bool = False) -> list[dict]:
-    write_json(run_dir / "run.json", {
-        "command": sys.argv, "created": datetime.now().isoformat(timespec="seconds"), "notes": plan.notes,
-        "trials": [{"trial_id": t.trial_id(), "config": t.to_dict()} for t in plan.trials],
-    })
+    write_json(
+        run_dir / "run.json",
+        {
+            "command": sys.argv,
+            "created": datetime.now().isoformat(timespec="seconds"),
+            "notes": plan.notes,
+            "trials": [{"trial_id": t.trial_id(), "config": t.to_dict()} for t in plan.trials],
+        },
+    )
     records = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, disable=quiet, transient=True) as bar:
         overall = bar.add_task("trials", total=len(plan.trials), info="")
         for cfg in plan.trials:
@@ -41,8 +51,12 @@ def run_local(plan: Plan, run_dir: Path, plugins, console: Console, quiet: bool 
 
             def progress(event, current=current):
                 if event["event"] == "step":
-                    bar.update(current, completed=event["step"], total=event["total_steps"],
-                               info=f"epoch {event['epoch']} loss {event['loss']:.4f}")
+                    bar.update(
+                        current,
+                        completed=event["step"],
+                        total=event["total_steps"],
+                        info=f"epoch {event['epoch']} loss {event['loss']:.4f}",
+                    )
 
             started = time.perf_counter()
             record = run_trial(cfg.to_dict(), run_dir / "trials" / tid, progress, plugins=plugins)
@@ -61,5 +75,7 @@ def _line(record: dict, seconds: float) -> str:
         return f"[red]✗[/] {name}: failed: {record.get('error')}"
     final = next(iter(record["final"].values()))
     metric = record["primary_metric"]
-    return (f"[green]✓[/] {name}: {metric} {100 * final[metric]:.2f}, NCMI {final['ncmi']:.3g}, "
-            f"{record['train_samples_per_s']:.1f} samples/s ({seconds:.0f} s)")
+    return (
+        f"[green]✓[/] {name}: {metric} {100 * final[metric]:.2f}, NCMI {final['ncmi']:.3g}, "
+        f"{record['train_samples_per_s']:.1f} samples/s ({seconds:.0f} s)"
+    )

@@ -14,29 +14,50 @@ def frame(records: list[dict]) -> pd.DataFrame:
             continue
         c = r["config"]
         for split, m in r["final"].items():
-            rows.append({
-                "task": c["task"] if split in ("validation",) else f"{c['task']} ({split.split('_')[-1]})",
-                "objective": c["objective"], "seed": c["seed"], "metric": r["primary_metric"],
-                "score": m[r["primary_metric"]], "cmi": m["cmi"], "gamma": m["gamma"], "ncmi": m["ncmi"],
-                "samples_per_s": r["train_samples_per_s"],
-            })
+            rows.append(
+                {
+                    "task": c["task"] if split in ("validation",) else f"{c['task']} ({split.split('_')[-1]})",
+                    "objective": c["objective"],
+                    "seed": c["seed"],
+                    "metric": r["primary_metric"],
+                    "score": m[r["primary_metric"]],
+                    "cmi": m["cmi"],
+                    "gamma": m["gamma"],
+                    "ncmi": m["ncmi"],
+                    "samples_per_s": r["train_samples_per_s"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def table(records: list[dict], title: str = "Dev results (mean ± std over seeds)") -> Table:
+SHORT = {"accuracy": "acc", "f1": "F1", "mcc": "MCC"}
+
+
+def table(records: list[dict], title: str = "Dev results (mean ± std over seeds, in %)") -> Table:
     out = Table(title=title)
-    for col in ("task", "metric", "objective", "n", "score", "NCMI", "CMI", "samples/s"):
-        out.add_column(col, justify="left" if col in ("task", "metric", "objective") else "right", no_wrap=True)
+    for col in ("task", "objective", "n", "dev", "NCMI", "CMI", "Γ"):
+        out.add_column(col, justify="left" if col in ("task", "objective") else "right", no_wrap=True)
     df = frame(records)
     if not df.empty:
         stats = df.groupby(["task", "metric", "objective"], sort=True).agg(
-            n=("score", "size"), mean=("score", "mean"), std=("score", "std"), ncmi=("ncmi", "mean"),
-            cmi=("cmi", "mean"), sps=("samples_per_s", "mean"),
+            n=("score", "size"),
+            mean=("score", "mean"),
+            std=("score", "std"),
+            ncmi=("ncmi", "mean"),
+            cmi=("cmi", "mean"),
+            gamma=("gamma", "mean"),
         )
         for (task, metric, obj), s in stats.iterrows():
             spread = f" ± {100 * s['std']:.2f}" if s["n"] > 1 else ""
-            out.add_row(task, metric, obj, str(int(s["n"])), f"{100 * s['mean']:.2f}{spread}", f"{s['ncmi']:.3g}",
-                        f"{s['cmi']:.3g}", f"{s['sps']:.1f}")
+            out.add_row(
+                f"{task} {SHORT.get(metric, metric)}",
+                obj,
+                str(int(s["n"])),
+                f"{100 * s['mean']:.2f}{spread}",
+                f"{s['ncmi']:.3g}",
+                f"{s['cmi']:.3g}",
+                f"{s['gamma']:.3g}",
+            )
     failed = [r for r in records if r.get("status") != "completed"]
     if failed:
         out.caption = f"{len(failed)} trial(s) failed: " + "; ".join(

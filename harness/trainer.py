@@ -125,7 +125,11 @@ def fit(
         result.train_time_s += time.perf_counter() - started
         result.train_samples += len(train)
         n = steps_per_epoch
-        record = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_parts": {k: v / n for k, v in parts_sum.items()}}
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / n,
+            "train_parts": {k: v / n for k, v in parts_sum.items()},
+        }
         for name, split in devs.items():
             record[name], result.predictions[name] = evaluate(engine, split, task, 2 * cfg.batch_size)
         result.epochs.append(record)

@@ -33,9 +33,7 @@ def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def run_trial(
-    config: dict, trial_dir: str | Path, progress: Progress = lambda e: None, plugins=None
-) -> dict:
+def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e: None, plugins=None) -> dict:
     from transformers import set_seed
 
     started = time.perf_counter()
@@ -70,8 +68,11 @@ def run_trial(
             primary_metric=task.primary,
             lr=lr,
             notes=data.notes,
-            data={"fingerprint": data.fingerprint, "train_examples": len(train),
-                  "dev_examples": {s: len(c) for s, c in devs.items()}},
+            data={
+                "fingerprint": data.fingerprint,
+                "train_examples": len(train),
+                "dev_examples": {s: len(c) for s, c in devs.items()},
+            },
             hparams=objective.hp,
         )
         result = fit(cfg, lr, model, objective, task, train, devs, progress)

@@ -28,10 +28,9 @@ def _load_minilm(num_labels: int):
 
 def tiny_tokenizer():
     """A BERT-style WordPiece tokenizer built in memory: the smoke suite's words plus single characters."""
+    from harness_plugins.suite_smoke import VOCABULARY
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
-
-    from harness_plugins.suite_smoke import VOCABULARY
 
     words = sorted(set(VOCABULARY) - set(CHARS))
     vocab = {t: i for i, t in enumerate(SPECIALS + CHARS + [f"##{c}" for c in CHARS] + words)}
@@ -43,8 +42,13 @@ def tiny_tokenizer():
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        mask_token="[MASK]", model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
     )
 
 
@@ -53,8 +57,14 @@ def _load_tiny(num_labels: int):
 
     tok = tiny_tokenizer()
     config = BertConfig(
-        vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
-        max_position_embeddings=256, num_labels=num_labels, pad_token_id=tok.pad_token_id,
+        vocab_size=len(tok),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=256,
+        num_labels=num_labels,
+        pad_token_id=tok.pad_token_id,
     )
     return tok, BertForSequenceClassification(config)
 
@@ -64,7 +74,8 @@ def harness_models():
     return [
         pretrained("bert-base-uncased", "BERT-base, uncased (Hub: bert-base-uncased); the paper's model", "bert-base"),
         pretrained(
-            "distilbert-base-uncased", "DistilBERT-base, uncased (Hub: distilbert-base-uncased); the paper's student",
+            "distilbert-base-uncased",
+            "DistilBERT-base, uncased (Hub: distilbert-base-uncased); the paper's student",
             "distilbert-base",
         ),
         ModelSpec(

@@ -40,30 +40,90 @@ class Layout:
 
 ENTAIL2 = ("entailment", "not_entailment")
 TASKS = {
-    "cola": (Task("cola", ("unacceptable", "acceptable"), False, ("mcc",)),
-             Layout("CoLA", {"train": "train.tsv", "validation": "dev.tsv"}, 3, None, 1, ("sentence",), header=False)),
-    "sst2": (Task("sst2", ("negative", "positive"), False, ("accuracy",)),
-             Layout("SST-2", {"train": "train.tsv", "validation": "dev.tsv"}, "sentence", None, "label", ("sentence",))),
-    "mrpc": (Task("mrpc", ("not_equivalent", "equivalent"), True, ("f1", "accuracy")),
-             Layout("MRPC", {"train": "train.tsv", "validation": "dev.tsv"}, "#1 String", "#2 String", "Quality",
-                    ("sentence1", "sentence2"))),
-    "qqp": (Task("qqp", ("not_duplicate", "duplicate"), True, ("accuracy", "f1")),
-            Layout("QQP", {"train": "train.tsv", "validation": "dev.tsv"}, "question1", "question2", "is_duplicate",
-                   ("question1", "question2"))),
-    "mnli": (Task("mnli", ("entailment", "neutral", "contradiction"), True, ("accuracy",),
-                  ("validation_matched", "validation_mismatched")),
-             Layout("MNLI", {"train": "train.tsv", "validation_matched": "dev_matched.tsv",
-                             "validation_mismatched": "dev_mismatched.tsv"}, "sentence1", "sentence2", "gold_label",
-                    ("premise", "hypothesis"))),
-    "qnli": (Task("qnli", ENTAIL2, True, ("accuracy",)),
-             Layout("QNLI", {"train": "train.tsv", "validation": "dev.tsv"}, "question", "sentence", "label",
-                    ("question", "sentence"))),
-    "rte": (Task("rte", ENTAIL2, True, ("accuracy",)),
-            Layout("RTE", {"train": "train.tsv", "validation": "dev.tsv"}, "sentence1", "sentence2", "label",
-                   ("sentence1", "sentence2"))),
-    "wnli": (Task("wnli", ("not_entailment", "entailment"), True, ("accuracy",)),
-             Layout("WNLI", {"train": "train.tsv", "validation": "dev.tsv"}, "sentence1", "sentence2", "label",
-                    ("sentence1", "sentence2"))),
+    "cola": (
+        Task("cola", ("unacceptable", "acceptable"), False, ("mcc",)),
+        Layout("CoLA", {"train": "train.tsv", "validation": "dev.tsv"}, 3, None, 1, ("sentence",), header=False),
+    ),
+    "sst2": (
+        Task("sst2", ("negative", "positive"), False, ("accuracy",)),
+        Layout("SST-2", {"train": "train.tsv", "validation": "dev.tsv"}, "sentence", None, "label", ("sentence",)),
+    ),
+    "mrpc": (
+        Task("mrpc", ("not_equivalent", "equivalent"), True, ("f1", "accuracy")),
+        Layout(
+            "MRPC",
+            {"train": "train.tsv", "validation": "dev.tsv"},
+            "#1 String",
+            "#2 String",
+            "Quality",
+            ("sentence1", "sentence2"),
+        ),
+    ),
+    "qqp": (
+        Task("qqp", ("not_duplicate", "duplicate"), True, ("accuracy", "f1")),
+        Layout(
+            "QQP",
+            {"train": "train.tsv", "validation": "dev.tsv"},
+            "question1",
+            "question2",
+            "is_duplicate",
+            ("question1", "question2"),
+        ),
+    ),
+    "mnli": (
+        Task(
+            "mnli",
+            ("entailment", "neutral", "contradiction"),
+            True,
+            ("accuracy",),
+            ("validation_matched", "validation_mismatched"),
+        ),
+        Layout(
+            "MNLI",
+            {
+                "train": "train.tsv",
+                "validation_matched": "dev_matched.tsv",
+                "validation_mismatched": "dev_mismatched.tsv",
+            },
+            "sentence1",
+            "sentence2",
+            "gold_label",
+            ("premise", "hypothesis"),
+        ),
+    ),
+    "qnli": (
+        Task("qnli", ENTAIL2, True, ("accuracy",)),
+        Layout(
+            "QNLI",
+            {"train": "train.tsv", "validation": "dev.tsv"},
+            "question",
+            "sentence",
+            "label",
+            ("question", "sentence"),
+        ),
+    ),
+    "rte": (
+        Task("rte", ENTAIL2, True, ("accuracy",)),
+        Layout(
+            "RTE",
+            {"train": "train.tsv", "validation": "dev.tsv"},
+            "sentence1",
+            "sentence2",
+            "label",
+            ("sentence1", "sentence2"),
+        ),
+    ),
+    "wnli": (
+        Task("wnli", ("not_entailment", "entailment"), True, ("accuracy",)),
+        Layout(
+            "WNLI",
+            {"train": "train.tsv", "validation": "dev.tsv"},
+            "sentence1",
+            "sentence2",
+            "label",
+            ("sentence1", "sentence2"),
+        ),
+    ),
 }
 
 
@@ -116,8 +176,10 @@ def read_tsv(path: Path, task: Task, layout: Layout) -> dict[str, list]:
 
 def load_local(task: Task, layout: Layout, data_dir: Path) -> TaskData:
     if not data_dir.is_dir():
-        raise HarnessError(f"data directory {data_dir} does not exist; point --data-dir (or {DATA_ENV}) at the "
-                           f"folder that holds CoLA/, SST-2/, MRPC/ ...")
+        raise HarnessError(
+            f"data directory {data_dir} does not exist; point --data-dir (or {DATA_ENV}) at the "
+            f"folder that holds CoLA/, SST-2/, MRPC/ ..."
+        )
     required = ("train", task.dev_splits[0])
     splits, notes, stamp = {}, [], []
     for split, name in layout.files.items():

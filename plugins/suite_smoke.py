@@ -80,4 +80,6 @@ def load(task: Task, data_dir=None) -> TaskData:
 
 @hookimpl
 def harness_suites():
-    return [Suite("smoke", "Generated offline tasks for demos and tests (1 single-sentence, 1 pair 3-class)", TASKS, load)]
+    return [
+        Suite("smoke", "Generated offline tasks for demos and tests (1 single-sentence, 1 pair 3-class)", TASKS, load)
+    ]

@@ -23,7 +23,7 @@ def test_same_rng_seed_same_order():
     lengths = np.arange(300) % 17
     a = train_batches(lengths, 8, np.random.default_rng(5))
     b = train_batches(lengths, 8, np.random.default_rng(5))
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def test_collate_pads_to_the_longest_in_the_batch():
@@ -31,10 +31,15 @@ def test_collate_pads_to_the_longest_in_the_batch():
 
     from harness.batching import Columns
 
-    split = datasets.Dataset.from_dict({
-        "input_ids": [[2, 7, 3], [2, 7, 8, 9, 3]], "token_type_ids": [[0] * 3, [0] * 5], "label": [0, 1],
-        "idx": [0, 1], "length": [3, 5],
-    })
+    split = datasets.Dataset.from_dict(
+        {
+            "input_ids": [[2, 7, 3], [2, 7, 8, 9, 3]],
+            "token_type_ids": [[0] * 3, [0] * 5],
+            "label": [0, 1],
+            "idx": [0, 1],
+            "length": [3, 5],
+        }
+    )
     batch = Columns(split, pad_id=0).collate(np.array([0, 1]))
     assert batch["input_ids"].tolist() == [[2, 7, 3, 0, 0], [2, 7, 8, 9, 3]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
@@ -49,11 +54,14 @@ def test_ce_matches_a_hand_value(loaded):
     assert out.loss.item() == pytest.approx(1.410038, abs=1e-6)
 
 
-@pytest.mark.parametrize("given, message", [
-    ({"label_smoothing": -0.1}, r"ce\.label_smoothing=-0\.1: must be >= 0\.0"),
-    ({"label_smoothing": "abc"}, r"ce\.label_smoothing='abc': expected a float"),
-    ({"smoothing": 0.1}, r"no hyper-parameter 'smoothing'\. Did you mean 'label_smoothing'\?"),
-])
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ({"label_smoothing": -0.1}, r"ce\.label_smoothing=-0\.1: must be >= 0\.0"),
+        ({"label_smoothing": "abc"}, r"ce\.label_smoothing='abc': expected a float"),
+        ({"smoothing": 0.1}, r"no hyper-parameter 'smoothing'\. Did you mean 'label_smoothing'\?"),
+    ],
+)
 def test_bad_hyper_parameters_are_refused(loaded, given, message):
     with pytest.raises(HarnessError, match=message):
         loaded.objectives.get("ce")(2, **given)

@@ -37,19 +37,30 @@ CASES = {
     "zero epochs": (lambda t: ("run", "--epochs", "0"), r"--epochs 0: must be at least 1"),
     "seed twice": (lambda t: ("run", "--seeds", "1,2,1"), r"--seeds lists 1 more than once"),
     "seed not an integer": (lambda t: ("run", "--seeds", "1,two"), r"seed 'two' is not an integer"),
-    "unknown objective key": (lambda t: ("run", "--objective-args", "ce.smoothing=0.1"),
-                              r"objective 'ce' has no hyper-parameter 'smoothing'"),
-    "bad objective value": (lambda t: ("run", "--objective-args", "ce.label_smoothing=-1"),
-                            r"ce\.label_smoothing='-1': must be >= 0\.0"),
-    "missing data dir": (lambda t: (*GLUE, "--tasks", "rte", "--data-dir", str(t / "nowhere")),
-                         r"data directory .*nowhere does not exist"),
-    "missing task file": (lambda t: (*GLUE, "--tasks", "rte", "--data-dir",
-                                     str(write_glue(t / "g", skip=("RTE/train.tsv",)))),
-                          r"task rte: .*RTE/train.tsv not found"),
-    "malformed row": (lambda t: (*GLUE, "--tasks", "rte", "--data-dir", str(_bad_row(t))),
-                      r"RTE/train.tsv:2: expected at least 4 tab-separated fields, found 2"),
-    "unloadable model dir": (lambda t: ("run", "--model", str(_bad_model(t))),
-                             r"cannot load a model from directory .*model.*config\.json"),
+    "unknown objective key": (
+        lambda t: ("run", "--objective-args", "ce.smoothing=0.1"),
+        r"objective 'ce' has no hyper-parameter 'smoothing'",
+    ),
+    "bad objective value": (
+        lambda t: ("run", "--objective-args", "ce.label_smoothing=-1"),
+        r"ce\.label_smoothing='-1': must be >= 0\.0",
+    ),
+    "missing data dir": (
+        lambda t: (*GLUE, "--tasks", "rte", "--data-dir", str(t / "nowhere")),
+        r"data directory .*nowhere does not exist",
+    ),
+    "missing task file": (
+        lambda t: (*GLUE, "--tasks", "rte", "--data-dir", str(write_glue(t / "g", skip=("RTE/train.tsv",)))),
+        r"task rte: .*RTE/train.tsv not found",
+    ),
+    "malformed row": (
+        lambda t: (*GLUE, "--tasks", "rte", "--data-dir", str(_bad_row(t))),
+        r"RTE/train.tsv:2: expected at least 4 tab-separated fields, found 2",
+    ),
+    "unloadable model dir": (
+        lambda t: ("run", "--model", str(_bad_model(t))),
+        r"cannot load a model from directory .*model.*config\.json",
+    ),
     "fp16 on cpu": (lambda t: ("run", "--precision", "fp16"), r"fp16 needs a GPU"),
 }
 

@@ -8,8 +8,10 @@ EXPECTED = {  # task -> (train rows as (text_a, text_b, label), dev splits prese
     "sst2": ([("a charming journey ", None, 1), ("hide new secretions ", None, 0)], ["validation"]),
     "mrpc": ([('He said "no".', "He refused.", 1), ("It rained.", "The sun shone.", 0)], ["validation"]),
     "qqp": ([("How to cook?", "How do I cook?", 1), ("Why is sky blue?", "What is love?", 0)], ["validation"]),
-    "mnli": ([("A man eats.", "A person eats.", 0), ("A man eats.", "Nobody eats.", 2), ("A man eats.", "He is hungry.", 1)],
-             ["validation_matched"]),
+    "mnli": (
+        [("A man eats.", "A person eats.", 0), ("A man eats.", "Nobody eats.", 2), ("A man eats.", "He is hungry.", 1)],
+        ["validation_matched"],
+    ),
     "qnli": ([("What is red?", "Apples are red.", 0), ("Who?", "Nobody knows why.", 1)], ["validation"]),
     "rte": ([("No weapons found.", "Weapons found.", 1), ("John runs.", "John moves.", 0)], ["validation"]),
     "wnli": ([("I stuck a pin in a carrot.", "The carrot had a hole.", 1)], ["validation"]),
@@ -35,8 +37,14 @@ def test_each_task_parses_in_the_classic_layout(glue, tmp_path, name):
 
 def test_suite_has_the_eight_glue_tasks_with_their_metrics(glue):
     assert {t.name: t.metrics for t in glue.tasks} == {
-        "cola": ("mcc",), "sst2": ("accuracy",), "mrpc": ("f1", "accuracy"), "qqp": ("accuracy", "f1"),
-        "mnli": ("accuracy",), "qnli": ("accuracy",), "rte": ("accuracy",), "wnli": ("accuracy",),
+        "cola": ("mcc",),
+        "sst2": ("accuracy",),
+        "mrpc": ("f1", "accuracy"),
+        "qqp": ("accuracy", "f1"),
+        "mnli": ("accuracy",),
+        "qnli": ("accuracy",),
+        "rte": ("accuracy",),
+        "wnli": ("accuracy",),
     }
     assert glue.task("mnli").dev_splits == ("validation_matched", "validation_mismatched")
 

@@ -12,7 +12,7 @@ Y = np.array([0, 0, 1, 1])
 
 
 def kl(p, q):
-    return sum(a * np.log(a / b) for a, b in zip(p, q))
+    return sum(a * np.log(a / b) for a, b in zip(p, q, strict=True))
 
 
 def test_glue_metrics_hand_values():
@@ -30,8 +30,12 @@ def test_centroids_are_class_means():
 
 
 def test_cmi_gamma_ncmi_hand_values():
-    cmi = (kl([0.8, 0.2], [0.7, 0.3]) + kl([0.6, 0.4], [0.7, 0.3]) + kl([0.1, 0.9], [0.2, 0.8])
-           + kl([0.3, 0.7], [0.2, 0.8])) / 4
+    cmi = (
+        kl([0.8, 0.2], [0.7, 0.3])
+        + kl([0.6, 0.4], [0.7, 0.3])
+        + kl([0.1, 0.9], [0.2, 0.8])
+        + kl([0.3, 0.7], [0.2, 0.8])
+    ) / 4
     # by hand: .8 ln(8/7) + .2 ln(2/3) = .025732; .6 ln(6/7) + .4 ln(4/3) = .022582;
     #          .1 ln(1/2) + .9 ln(9/8) = .036690; .3 ln(3/2) + .7 ln(7/8) = .028168; mean .028293
     assert cmi == pytest.approx(0.028293, abs=1e-6)
@@ -49,9 +53,9 @@ def test_gamma_matches_brute_force_on_random_data():
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(3), size=40)
     labels = rng.integers(0, 3, size=40)
-    brute = np.mean([
-        -np.sum(probs[i] * np.log(probs[j])) for i in range(40) for j in range(40) if labels[i] != labels[j]
-    ])
+    brute = np.mean(
+        [-np.sum(probs[i] * np.log(probs[j])) for i in range(40) for j in range(40) if labels[i] != labels[j]]
+    )
     assert cmi_stats(probs, labels, 3)["gamma"] == pytest.approx(brute, rel=1e-9)
 
 

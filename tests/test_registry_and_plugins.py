@@ -95,7 +95,8 @@ def installed(tmp_path_factory):
     """pip-installs the README's example plugin, and a broken one, into a target directory."""
     target = tmp_path_factory.mktemp("site")
     broken = tmp_path_factory.mktemp("broken")
-    (broken / "pyproject.toml").write_text(textwrap.dedent("""
+    (broken / "pyproject.toml").write_text(
+        textwrap.dedent("""
         [build-system]
         requires = ["setuptools>=68"]
         build-backend = "setuptools.build_meta"
@@ -106,12 +107,25 @@ def installed(tmp_path_factory):
         broken = "harness_broken"
         [tool.setuptools]
         py-modules = ["harness_broken"]
-    """))
+    """)
+    )
     (broken / "harness_broken.py").write_text("raise ImportError('this plugin is broken on purpose')\n")
     for pkg in (ROOT / "examples" / "harness-example-plugin", broken):
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
-             str(target), str(pkg)], check=True, capture_output=True,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--no-build-isolation",
+                "--target",
+                str(target),
+                str(pkg),
+            ],
+            check=True,
+            capture_output=True,
         )
     return target
 
@@ -128,8 +142,23 @@ def test_installed_third_party_plugin_is_listed_and_runs(installed, tmp_path):
     assert listed.returncode == 0, listed.stderr
     assert "focal" in listed.stdout and "harness-example-plugin 0.1.0" in listed.stdout
     assert "'broken' from harness-broken-plugin failed to load and is skipped" in listed.stderr
-    ran = _harness(installed, "run", "--objectives", "focal", "--objective-args", "focal.gamma=1.0", "--tasks",
-                   "sentiment", "--seeds", "1", "--epochs", "1", "--output-dir", str(tmp_path), "--quiet")
+    ran = _harness(
+        installed,
+        "run",
+        "--objectives",
+        "focal",
+        "--objective-args",
+        "focal.gamma=1.0",
+        "--tasks",
+        "sentiment",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--output-dir",
+        str(tmp_path),
+        "--quiet",
+    )
     assert ran.returncode == 0, ran.stderr
     assert "sentiment focal seed 1" in ran.stdout or "focal" in ran.stdout
     (record,) = tmp_path.glob("*/trials/*/record.json")

@@ -49,8 +49,19 @@ def test_same_seed_same_numbers_other_seed_other_numbers(smoke_run, tmp_path):
 
 def test_record_holds_what_a_reader_needs(smoke_run):
     (r,) = _by(trial_records(smoke_run), "nli", 2)
-    for key in ("config", "harness", "versions", "epochs", "final", "wall_time_s", "train_samples_per_s",
-                "peak_memory_mb", "status", "primary_metric", "data"):
+    for key in (
+        "config",
+        "harness",
+        "versions",
+        "epochs",
+        "final",
+        "wall_time_s",
+        "train_samples_per_s",
+        "peak_memory_mb",
+        "status",
+        "primary_metric",
+        "data",
+    ):
         assert key in r, key
     assert r["versions"]["torch"] and r["versions"]["deepspeed"] and r["harness"]["version"]
     assert len(r["epochs"]) == 3 and set(r["final"]["validation"]) >= {"accuracy", "cmi", "gamma", "ncmi"}

@@ -12,7 +12,7 @@ class Focal(Objective):
 
     def loss(self, out):
         logp = F.log_softmax(out.logits, dim=-1).gather(1, out.labels[:, None]).squeeze(1)
-        loss = (-(1 - logp.exp()) ** self.hp["gamma"] * logp).mean()
+        loss = (-((1 - logp.exp()) ** self.hp["gamma"]) * logp).mean()
         return LossOutput(loss, {"focal": loss})
 
 
