@@ -10,7 +10,10 @@ An objective turns one forward pass into a scalar training loss. The training lo
   given), ``"features"`` (the pooled vector the classification head reads);
 * ``loss(out)``: the scalar loss plus named parts the loop logs;
 * optionally ``on_step_end``/``on_epoch_end`` to keep state (e.g. class centroids),
-  with ``state_dict``/``load_state_dict`` so that state is checkpointed (tensors only).
+  with ``state_dict``/``load_state_dict`` so that state is checkpointed (tensors only);
+* optionally ``wants_train_pass = True``: before training and after each epoch the loop then
+  runs an eval-mode pass over the training data, calling ``on_pass_batch`` per batch and
+  ``on_pass_end`` after the last (e.g. to compute exact class centroids).
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ class Objective:
     description: ClassVar[str]
     hparams: ClassVar[tuple[HParam, ...]] = ()
     needs: ClassVar[frozenset[str]] = frozenset({"logits"})
+    wants_train_pass: bool = False
 
     def __init__(self, num_labels: int, **hparams: Any):
         self.num_labels = num_labels
@@ -124,6 +128,12 @@ class Objective:
 
     def on_epoch_end(self, epoch: int) -> None:
         """Called after the last step of each epoch (epochs count from 0)."""
+
+    def on_pass_batch(self, out: Outputs) -> None:
+        """With ``wants_train_pass``: one batch of the eval-mode pass over the training data."""
+
+    def on_pass_end(self) -> None:
+        """With ``wants_train_pass``: the pass over the training data is complete."""
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {}

@@ -65,6 +65,16 @@ def _forward(engine, batch: dict[str, torch.Tensor], tap: _FeatureTap | None) ->
     return Outputs(logits=logits, labels=batch["labels"], idx=batch["idx"], features=features)
 
 
+def train_pass(engine, split: Columns, objective: Objective, batch_size: int, tap: _FeatureTap | None) -> None:
+    """Eval-mode pass over the training data for objectives that ask for one (``wants_train_pass``)."""
+    engine.eval()
+    with torch.no_grad():
+        for rows in eval_batches(split.lengths, batch_size):
+            batch = {k: v.to(engine.device) for k, v in split.collate(rows).items()}
+            objective.on_pass_batch(_forward(engine, batch, tap))
+    objective.on_pass_end()
+
+
 def evaluate(engine, split: Columns, task: Task, batch_size: int) -> tuple[dict, Predictions]:
     engine.eval()
     probs = np.zeros((len(split), task.num_labels), dtype=np.float64)
@@ -95,6 +105,8 @@ def fit(
     tap = _FeatureTap(engine.module) if "features" in objective.needs else None
     result = FitResult()
     step = 0
+    if objective.wants_train_pass:
+        train_pass(engine, train, objective, 2 * cfg.batch_size, tap)
     for epoch in range(cfg.epochs):
         engine.train()
         started = time.perf_counter()
@@ -121,6 +133,8 @@ def fit(
             for k, v in lo.parts.items():
                 parts_sum[k] = parts_sum.get(k, 0.0) + float(v.detach())
             progress({"event": "step", "step": step, "total_steps": total, "epoch": epoch + 1, "loss": loss})
+        if objective.wants_train_pass:
+            train_pass(engine, train, objective, 2 * cfg.batch_size, tap)
         objective.on_epoch_end(epoch)
         result.train_time_s += time.perf_counter() - started
         result.train_samples += len(train)
