@@ -105,6 +105,12 @@ def build_parser() -> Parser:
     r.add_argument("--threads", type=_number(int), help="torch threads per trial (default: torch's)")
     r.add_argument("--output-dir", default="runs", help="each run gets a new directory under it (default: runs)")
     r.add_argument("--quiet", action="store_true", help="no live progress")
+    r.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="finish an interrupted run: completed trials are kept, "
+        "interrupted ones continue from their last epoch checkpoint; other options are ignored",
+    )
 
     ls = sub.add_parser("list", help="show registered objectives, models and suites")
     ls.add_argument("--details", metavar="NAME", help="hyper-parameters of an objective, or tasks of a suite")
@@ -140,10 +146,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(loaded, args, console: Console) -> int:
+    from harness import plugins as plugin_loader
     from harness.planner import make_plan
-    from harness.runner import new_run_dir, run_local
-    from harness.summary import table
+    from harness.runner import new_run_dir, read_plan, write_plan
 
+    if args.resume:
+        run_dir = Path(args.resume)
+        plan = read_plan(run_dir)
+        loaded = plugin_loader.load(tuple(args.plugin) + tuple(plan.trials[0].plugins)) if plan.trials else loaded
+        console.print(f"resuming {len(plan.trials)} trial(s) in {run_dir}")
+        return _execute(plan, run_dir, loaded, args, console)
     plan = make_plan(
         loaded,
         args.suite,
@@ -168,7 +180,15 @@ def cmd_run(loaded, args, console: Console) -> int:
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     run_dir = new_run_dir(Path(args.output_dir), args.suite)
+    write_plan(plan, run_dir)
     console.print(f"{len(plan.trials)} trial(s) -> {run_dir}")
+    return _execute(plan, run_dir, loaded, args, console)
+
+
+def _execute(plan, run_dir: Path, loaded, args, console: Console) -> int:
+    from harness.runner import run_local
+    from harness.summary import table
+
     records = run_local(plan, run_dir, loaded, console, quiet=args.quiet)
     console.print(table(records))
     failed = sum(r["status"] != "completed" for r in records)

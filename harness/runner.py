@@ -10,9 +10,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from harness.config import TrialConfig
+from harness.errors import HarnessError
 from harness.planner import Plan
-from harness.results import write_json
+from harness.results import read_json, write_json
 from harness.trial import run_trial
+
+RUN_FILE = "run.json"
 
 
 def new_run_dir(output_dir: Path, suite: str) -> Path:
@@ -25,16 +29,27 @@ def new_run_dir(output_dir: Path, suite: str) -> Path:
     return path
 
 
+def write_plan(plan: Plan, run_dir: Path) -> None:
+    run = {
+        "command": sys.argv,
+        "created": datetime.now().isoformat(timespec="seconds"),
+        "notes": plan.notes,
+        "trials": [{"trial_id": t.trial_id(), "config": t.to_dict()} for t in plan.trials],
+    }
+    write_json(run_dir / RUN_FILE, run)
+
+
+def read_plan(run_dir: Path) -> Plan:
+    """The plan of an earlier run, for ``harness run --resume RUN_DIR``."""
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        raise HarnessError(f"--resume {run_dir}: no {RUN_FILE} there; give a directory that `harness run` created")
+    run = read_json(path)
+    return Plan([TrialConfig.from_dict(t["config"]) for t in run["trials"]], run.get("notes", []))
+
+
 def run_local(plan: Plan, run_dir: Path, plugins, console: Console, quiet: bool = False) -> list[dict]:
-    write_json(
-        run_dir / "run.json",
-        {
-            "command": sys.argv,
-            "created": datetime.now().isoformat(timespec="seconds"),
-            "notes": plan.notes,
-            "trials": [{"trial_id": t.trial_id(), "config": t.to_dict()} for t in plan.trials],
-        },
-    )
+    """Runs the trials in order; a trial already completed in ``run_dir`` is not run again."""
     records = []
     columns = (
         TextColumn("{task.description}"),

@@ -12,10 +12,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from harness import checkpoint
 from harness import engine as ds_engine
 from harness.batching import Columns, eval_batches, train_batches
 from harness.config import TrialConfig
@@ -96,18 +98,27 @@ def fit(
     train: Columns,
     devs: dict[str, Columns],
     progress: Progress = lambda event: None,
+    trial_dir: Path | None = None,
 ) -> FitResult:
-    """Trains ``model`` for ``cfg.epochs`` epochs; ``progress`` receives step and epoch events."""
+    """Trains ``model`` for ``cfg.epochs`` epochs; ``progress`` receives step and epoch events.
+
+    With ``trial_dir``, a checkpoint is written there after every epoch but the last, and a
+    checkpoint found there is resumed from (see harness.checkpoint)."""
     rng = np.random.default_rng(cfg.seed)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     engine = ds_engine.build(model, cfg, lr, total)
     tap = _FeatureTap(engine.module) if "features" in objective.needs else None
     result = FitResult()
-    step = 0
-    if objective.wants_train_pass:
+    step, first_epoch = 0, 0
+    keep = trial_dir is not None and checkpoint.supported(engine)
+    saved = checkpoint.load(trial_dir, engine, objective, rng) if keep else None
+    if saved:
+        step, first_epoch = saved["step"], saved["epoch"]
+        result.epochs, result.train_time_s, result.train_samples = saved["epochs"], saved["time"], saved["samples"]
+    elif objective.wants_train_pass:
         train_pass(engine, train, objective, 2 * cfg.batch_size, tap)
-    for epoch in range(cfg.epochs):
+    for epoch in range(first_epoch, cfg.epochs):
         engine.train()
         started = time.perf_counter()
         loss_sum, parts_sum = 0.0, {}
@@ -147,6 +158,15 @@ def fit(
         for name, split in devs.items():
             record[name], result.predictions[name] = evaluate(engine, split, task, 2 * cfg.batch_size)
         result.epochs.append(record)
+        if keep and epoch + 1 < cfg.epochs:
+            state = {
+                "epoch": epoch + 1,
+                "step": step,
+                "epochs": result.epochs,
+                "time": result.train_time_s,
+                "samples": result.train_samples,
+            }
+            checkpoint.save(trial_dir, engine, objective, rng, state)
         progress({"event": "epoch", **record})
     result.final = {name: result.epochs[-1][name] for name in devs}
     if tap is not None:

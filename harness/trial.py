@@ -3,6 +3,8 @@
 ``run_trial`` is a plain function of the config, so the local executor and Ray Tune call
 it the same way. It writes ``record.json`` and the dev predictions into ``trial_dir``.
 A failure inside the trial is recorded (status "failed", the error) and not raised.
+Started again in the same directory, a completed trial returns its record without training,
+and an interrupted one resumes from its last epoch checkpoint (harness.checkpoint).
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from pathlib import Path
 import torch
 
 import harness
+from harness import checkpoint
 from harness import plugins as plugin_loader
 from harness.batching import Columns
 from harness.config import TrialConfig
 from harness.data import tokenize
 from harness.errors import HarnessError, TrialFailed
 from harness.models import resolve
-from harness.results import PREDICTIONS, RECORD, SCHEMA, git_commit, versions, write_json, write_predictions
+from harness.results import PREDICTIONS, RECORD, SCHEMA, git_commit, read_json, versions, write_json, write_predictions
 from harness.trainer import Progress, fit
 
 DEFAULT_LR = 2e-5
@@ -39,6 +42,10 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
     started = time.perf_counter()
     cfg = TrialConfig.from_dict(config)
     trial_dir = Path(trial_dir)
+    if (trial_dir / RECORD).exists():
+        done = read_json(trial_dir / RECORD)
+        if done.get("status") == "completed":  # finished before an interruption: not redone
+            return done
     record = {
         "schema": SCHEMA,
         "trial_id": cfg.trial_id(),
@@ -75,7 +82,7 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
             },
             hparams=objective.hp,
         )
-        result = fit(cfg, lr, model, objective, task, train, devs, progress)
+        result = fit(cfg, lr, model, objective, task, train, devs, progress, trial_dir)
         write_predictions(trial_dir / PREDICTIONS, result.predictions)
         record.update(
             status="completed",
@@ -92,4 +99,6 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
     record["wall_time_s"] = time.perf_counter() - started
     record["peak_memory_mb"] = _peak_memory_mb()
     write_json(trial_dir / RECORD, record)
+    if record["status"] == "completed":
+        checkpoint.remove(trial_dir)
     return record
