@@ -80,6 +80,12 @@ def build_parser() -> Parser:
         description="Runs every (task, objective, seed) trial and prints a results table. "
         "Without arguments: the generated smoke suite with the tiny model, offline.",
     )
+    r.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML file of these options (e.g. objective_args: {cmi_min: "
+        "{lambda: 0.1}}); options given on the command line override it",
+    )
     r.add_argument("--suite", default="smoke", help="suite to run (default: smoke; see `harness list`)")
     r.add_argument("--tasks", type=_csv("tasks"), help="comma-separated tasks of the suite (default: all)")
     r.add_argument("--objectives", type=_csv("objectives"), default=["ce"], help="comma-separated (default: ce)")
@@ -118,10 +124,44 @@ def build_parser() -> Parser:
     return p
 
 
+def config_tokens(path: str, parser: Parser) -> list[str]:
+    """A YAML file of `harness run` options (long names, - or _) as command-line tokens.
+
+    ``objective_args`` may be a mapping {objective: {key: value}}; lists become comma lists."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise HarnessError(f"--config {path}: cannot read it: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise HarnessError(f"--config {path}: expected a mapping of option names to values")
+    run = next(a for a in parser._subparsers._group_actions[0].choices.values() if a.prog.endswith(" run"))
+    options = {a.dest: a for a in run._actions if a.option_strings and a.dest not in ("help", "config", "resume")}
+    tokens = []
+    for key, value in data.items():
+        dest = str(key).replace("-", "_")
+        if dest not in options:
+            raise HarnessError(f"--config {path}: unknown option {key!r}; known: {', '.join(sorted(options))}")
+        flag = options[dest].option_strings[0]
+        if dest == "objective_args" and isinstance(value, dict):
+            value = ",".join(f"{o}.{k}={v}" for o, kv in value.items() for k, v in (kv or {}).items())
+        if isinstance(options[dest], argparse._StoreTrueAction):
+            tokens += [flag] if value else []
+        else:
+            tokens += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+    return tokens
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     console, err = Console(), Console(stderr=True)
     try:
+        if args.command == "run" and args.config:  # the file's options first, so flags given here win
+            at = argv.index("run") + 1
+            args = parser.parse_args(argv[:at] + config_tokens(args.config, parser) + argv[at:])
         from harness import plugins as plugin_loader
 
         loaded = plugin_loader.load(tuple(args.plugin))

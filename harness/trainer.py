@@ -67,6 +67,24 @@ def _forward(engine, batch: dict[str, torch.Tensor], tap: _FeatureTap | None) ->
     return Outputs(logits=logits, labels=batch["labels"], idx=batch["idx"], features=features)
 
 
+def train_step(engine, objective: Objective, batch: dict[str, torch.Tensor], tap: _FeatureTap | None):
+    """One optimizer step: forward, objective loss, backward, AdamW step, ``on_step_end``.
+
+    Returns the loss and its parts as floats; a non-finite loss raises TrialFailed before
+    the weights are touched."""
+    out = _forward(engine, batch, tap)
+    lo = objective.loss(out)
+    loss = float(lo.loss.detach())
+    parts = {k: float(v.detach()) for k, v in lo.parts.items()}
+    if not math.isfinite(loss):
+        raise TrialFailed(f"non-finite loss {loss} (parts {parts})")
+    engine.backward(lo.loss)
+    engine.step()
+    features = None if out.features is None else out.features.detach()
+    objective.on_step_end(Outputs(out.logits.detach(), out.labels, out.idx, features))
+    return loss, parts
+
+
 def train_pass(engine, split: Columns, objective: Objective, batch_size: int, tap: _FeatureTap | None) -> None:
     """Eval-mode pass over the training data for objectives that ask for one (``wants_train_pass``)."""
     engine.eval()
@@ -124,25 +142,17 @@ def fit(
         loss_sum, parts_sum = 0.0, {}
         for rows in train_batches(train.lengths, cfg.batch_size, rng):
             batch = {k: v.to(engine.device) for k, v in train.collate(rows).items()}
-            out = _forward(engine, batch, tap)
-            lo = objective.loss(out)
-            loss = float(lo.loss.detach())
-            if not math.isfinite(loss):
-                parts = {k: float(v.detach()) for k, v in lo.parts.items()}
+            try:
+                loss, parts = train_step(engine, objective, batch, tap)
+            except TrialFailed as exc:
                 raise TrialFailed(
-                    f"non-finite loss {loss} at epoch {epoch + 1}, step {step + 1} (parts {parts}); "
-                    f"lower the learning rate or check the objective's hyper-parameters"
-                )
-            engine.backward(lo.loss)
-            engine.step()
-            detached = Outputs(
-                out.logits.detach(), out.labels, out.idx, None if out.features is None else out.features.detach()
-            )
-            objective.on_step_end(detached)
+                    f"{exc} at epoch {epoch + 1}, step {step + 1}; lower the learning rate or check the "
+                    f"objective's hyper-parameters"
+                ) from None
             step += 1
             loss_sum += loss
-            for k, v in lo.parts.items():
-                parts_sum[k] = parts_sum.get(k, 0.0) + float(v.detach())
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + v
             progress({"event": "step", "step": step, "total_steps": total, "epoch": epoch + 1, "loss": loss})
         if objective.wants_train_pass:
             train_pass(engine, train, objective, 2 * cfg.batch_size, tap)

@@ -90,3 +90,11 @@ def test_debug_shows_the_traceback(cli):
 def test_help_names_the_commands(cli):
     code, out, _ = cli("--help")
     assert code == 0 and all(c in out for c in ("run", "list", "env", "examples:"))
+
+
+def test_unknown_key_in_a_config_file_is_refused(cli, tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("objectives: [ce]\nlearning_rate: 0.1\n")
+    code, _, err = cli("run", "--config", str(path), "--output-dir", str(tmp_path / "out"))
+    assert code == 2 and "--config" in err and "unknown option 'learning_rate'" in err
+    assert not (tmp_path / "out").exists()
