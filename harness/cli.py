@@ -118,6 +118,16 @@ def build_parser() -> Parser:
         "interrupted ones continue from their last epoch checkpoint; other options are ignored",
     )
 
+    rp = sub.add_parser(
+        "report",
+        help="(re)generate the comparison report of one or more runs",
+        description="Builds the comparison report from the trial records of RUN_DIRs alone: "
+        "rich tables here; Markdown, HTML, CSV, JSON and PNG plots in the output directory.",
+    )
+    rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    rp.add_argument("--output", help="directory for the report files (default: RUN_DIR/report for one run)")
+    rp.add_argument("--formats", type=_csv("formats"), help="reporters to use (default: all; see `harness list`)")
+
     ls = sub.add_parser("list", help="show registered objectives, models and suites")
     ls.add_argument("--details", metavar="NAME", help="hyper-parameters of an objective, or tasks of a suite")
     sub.add_parser("env", help="show versions, devices, cache and plugin sources")
@@ -173,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_env(loaded, console)
         if args.command == "run":
             return cmd_run(loaded, args, console)
+        if args.command == "report":
+            return cmd_report(loaded, args, console)
         build_parser().print_help()
         return 0
     except HarnessError as exc:
@@ -227,19 +239,47 @@ def cmd_run(loaded, args, console: Console) -> int:
 
 def _execute(plan, run_dir: Path, loaded, args, console: Console) -> int:
     from harness.runner import run_local
-    from harness.summary import table
 
     records = run_local(plan, run_dir, loaded, console, quiet=args.quiet)
-    console.print(table(records))
+    write_report(loaded, [run_dir], run_dir / "report", None, console)
     failed = sum(r["status"] != "completed" for r in records)
     console.print(f"records: {run_dir}/trials/*/record.json")
     return 1 if failed else 0
 
 
+def write_report(loaded, run_dirs: list[Path], out: Path, formats: list[str] | None, console: Console) -> None:
+    from harness.render import rich_tables
+    from harness.report import build
+
+    reporters = [loaded.reporters.get(f) for f in formats] if formats else [e.obj for e in loaded.reporters]
+    report = build(run_dirs)
+    for table in rich_tables(report):
+        console.print(table)
+    for reporter in reporters:
+        reporter.write(report, out)
+    console.print(f"report: {out}/ ({', '.join(r.name for r in reporters)})")
+
+
+def cmd_report(loaded, args, console: Console) -> int:
+    run_dirs = [Path(d) for d in args.run_dirs]
+    for d in run_dirs:
+        if not (d / "trials").is_dir():
+            raise HarnessError(f"{d} holds no trials/ directory; give a directory that `harness run` created")
+    if args.output is None and len(run_dirs) > 1:
+        raise HarnessError("several runs need --output DIR for the combined report")
+    write_report(loaded, run_dirs, Path(args.output) if args.output else run_dirs[0] / "report", args.formats, console)
+    return 0
+
+
 def cmd_list(loaded, console: Console, details: str | None) -> int:
     if details:
         return _details(loaded, console, details)
-    for title, registry in (("Objectives", loaded.objectives), ("Models", loaded.models), ("Suites", loaded.suites)):
+    for title, registry in (
+        ("Objectives", loaded.objectives),
+        ("Models", loaded.models),
+        ("Suites", loaded.suites),
+        ("Reporters", loaded.reporters),
+    ):
         t = Table(title=title, title_justify="left")
         for col in ("name", "from", "description"):
             t.add_column(col)

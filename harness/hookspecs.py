@@ -25,3 +25,8 @@ def harness_models() -> list:
 @hookspec
 def harness_suites() -> list:
     """harness.suite.Suite entries this plugin provides."""
+
+
+@hookspec
+def harness_reporters() -> list:
+    """harness.report.Reporter entries (output formats of the comparison report)."""

@@ -6,6 +6,8 @@ An objective turns one forward pass into a scalar training loss. The training lo
 * ``name``/``description``: how it is selected (``--objectives NAME``) and listed;
 * ``hparams``: its hyper-parameters, with defaults and validation; users set them as
   ``--objective-args NAME.KEY=VALUE``;
+* ``compare_to``: the objectives it is judged against on the same model in reports
+  (default ``("ce",)``);
 * ``needs``: which forward outputs it reads besides the labels: ``"logits"`` (always
   given), ``"features"`` (the pooled vector the classification head reads);
 * ``loss(out)``: the scalar loss plus named parts the loop logs;
@@ -87,6 +89,7 @@ class Objective:
     description: ClassVar[str]
     hparams: ClassVar[tuple[HParam, ...]] = ()
     needs: ClassVar[frozenset[str]] = frozenset({"logits"})
+    compare_to: ClassVar[tuple[str, ...]] = ("ce",)
     wants_train_pass: bool = False
 
     def __init__(self, num_labels: int, **hparams: Any):

@@ -39,6 +39,7 @@ class Plugins:
     objectives: Registry = field(default_factory=lambda: Registry("objective"))
     models: Registry = field(default_factory=lambda: Registry("model", MODEL_HINT))
     suites: Registry = field(default_factory=lambda: Registry("suite"))
+    reporters: Registry = field(default_factory=lambda: Registry("reporter"))
     warnings: list[str] = field(default_factory=list)
     manager: pluggy.PluginManager | None = None
 
@@ -80,6 +81,9 @@ def load(extra_modules: tuple[str, ...] = ()) -> Plugins:
     _collect(pm, "harness_objectives", out, sources, _add_objective)
     _collect(pm, "harness_models", out, sources, lambda reg, m, src: reg.models.add(m.name, m, m.description, src))
     _collect(pm, "harness_suites", out, sources, lambda reg, s, src: reg.suites.add(s.name, s, s.description, src))
+    _collect(
+        pm, "harness_reporters", out, sources, lambda reg, r, src: reg.reporters.add(r.name, r, r.description, src)
+    )
     return out
 
 

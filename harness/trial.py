@@ -81,6 +81,7 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
                 "dev_examples": {s: len(c) for s, c in devs.items()},
             },
             hparams=objective.hp,
+            compare_to=list(objective_cls.compare_to),
         )
         result = fit(cfg, lr, model, objective, task, train, devs, progress, trial_dir)
         write_predictions(trial_dir / PREDICTIONS, result.predictions)

@@ -14,6 +14,7 @@ class CrossEntropy(Objective):
 
     name = "ce"
     description = "Cross-entropy fine-tuning (the plain BERT baseline)."
+    compare_to = ()
     hparams = (HParam("label_smoothing", 0.0, "label smoothing eps in [0, 1)", minimum=0.0, maximum=0.999),)
 
     def loss(self, out: Outputs) -> LossOutput:

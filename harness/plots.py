@@ -1,0 +1,117 @@
+"""Report plots (matplotlib, headless): dev metric vs NCMI, per-task deltas, training curves."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _grid(n: int, width: float = 3.6, height: float = 3.0):
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat)
+
+
+def _panels(df: pd.DataFrame) -> pd.DataFrame:
+    """Adds the panel title: the task, prefixed by model when the report spans several."""
+    multi = df[["suite", "model"]].drop_duplicates().shape[0] > 1
+    return df.assign(panel=(df["model"] + " / " + df["task"]) if multi else df["task"])
+
+
+def _colors(objectives) -> dict[str, str]:
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {o: cycle[i % len(cycle)] for i, o in enumerate(sorted(objectives, key=lambda o: (o != "ce", o)))}
+
+
+def metric_vs_ncmi(per_trial: pd.DataFrame) -> bytes:
+    """One point per completed trial: dev NCMI (x) and dev headline metric (y), one panel per task."""
+    per_trial = _panels(per_trial)
+    tasks = list(dict.fromkeys(per_trial["panel"]))
+    fig, axes = _grid(len(tasks))
+    colors = _colors(per_trial["objective"].unique())
+    for ax, task in zip(axes, tasks, strict=False):
+        for obj, g in per_trial[per_trial["panel"] == task].groupby("objective"):
+            ax.scatter(g["ncmi"], g["metric"], label=obj, color=colors[obj], s=28)
+        ax.set_title(task)
+        ax.set_xlabel("dev NCMI")
+        ax.set_ylabel("dev metric (%)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(y=1.03, t="Dev metric against NCMI, one point per trial")
+    return _png(fig)
+
+
+def deltas(significance: pd.DataFrame, deltas_: pd.DataFrame) -> bytes:
+    """Per task: mean headline-metric difference to the baseline; error bars = bootstrap 95% interval."""
+    head = deltas_[deltas_["headline"]]
+    multi = head["model"].nunique() > 1
+    pairs = list(dict.fromkeys(zip(head["model"], head["objective"], head["baseline"], strict=True)))
+    fig, axes = _grid(max(len(pairs), 1), width=4.5)
+    for ax, (model, obj, base) in zip(axes, pairs, strict=False):
+        d = head[(head["model"] == model) & (head["objective"] == obj) & (head["baseline"] == base)]
+        s = significance[
+            (significance["model"] == model) & (significance["objective"] == obj) & (significance["baseline"] == base)
+        ].set_index("task")
+        low = [d_ - s.loc[t, "ci_low"] if t in s.index else 0 for t, d_ in zip(d["task"], d["delta"], strict=True)]
+        high = [s.loc[t, "ci_high"] - d_ if t in s.index else 0 for t, d_ in zip(d["task"], d["delta"], strict=True)]
+        ax.bar(
+            d["task"],
+            d["delta"],
+            yerr=[low, high],
+            capsize=4,
+            color=["tab:green" if v > 0 else "tab:red" for v in d["delta"]],
+        )
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_title(f"{model}: {obj} − {base}" if multi else f"{obj} − {base}")
+        ax.set_ylabel("Δ dev metric (points)")
+        ax.tick_params(axis="x", rotation=45)
+    fig.suptitle(y=1.03, t="Per-task difference to the baseline (error bars: paired bootstrap 95% interval)")
+    return _png(fig)
+
+
+def training_curves(curves: pd.DataFrame) -> bytes:
+    """Per task: dev headline metric per epoch, mean over seeds, one line per objective."""
+    curves = _panels(curves)
+    tasks = list(dict.fromkeys(curves["panel"]))
+    fig, axes = _grid(len(tasks))
+    colors = _colors(curves["objective"].unique())
+    for ax, task in zip(axes, tasks, strict=False):
+        sub = curves[curves["panel"] == task].groupby(["objective", "epoch"])["dev_metric"].mean().reset_index()
+        for obj, g in sub.groupby("objective"):
+            ax.plot(g["epoch"], g["dev_metric"], marker="o", label=obj, color=colors[obj])
+        ax.set_title(task)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("dev metric (%)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(y=1.03, t="Training curves: dev metric per epoch (mean over seeds)")
+    return _png(fig)
+
+
+def render(report) -> dict[str, bytes]:
+    t = report.tables
+    if t["curves"].empty:
+        return {}
+    out = {
+        "metric_vs_ncmi.png": metric_vs_ncmi(t["cmi_trials"]),
+        "training_curves.png": training_curves(t["curves"]),
+    }
+    if not t["deltas"].empty:
+        out["deltas.png"] = deltas(t["significance"], t["deltas"])
+    return out

@@ -1,0 +1,185 @@
+"""The comparison report from trial records the test writes, with numbers worked out by hand."""
+
+import html.parser
+import json
+
+import numpy as np
+import pytest
+
+from harness import bootstrap
+from harness.report import build
+from harness.results import write_json, write_predictions
+from harness.trainer import Predictions
+
+LABELS = np.array([0, 1] * 50)  # 100 dev examples
+
+
+def probs_with_accuracy(acc: float, seed: int) -> np.ndarray:
+    """Probabilities whose argmax is right on exactly round(acc * 100) examples."""
+    rng = np.random.default_rng(seed)
+    right = np.zeros(100, bool)
+    right[rng.permutation(100)[: round(acc * 100)]] = True
+    pred = np.where(right, LABELS, 1 - LABELS)
+    p = np.full((100, 2), 0.2)
+    p[np.arange(100), pred] = 0.8
+    return p
+
+
+def add_trial(run_dir, task, objective, seed, acc=None, status="completed", error=None, model="m", metric="accuracy"):
+    trial_id = f"{task}-{objective}-s{seed}"
+    record = {
+        "trial_id": trial_id,
+        "status": status,
+        "config": {"suite": "glue", "model": model, "task": task, "objective": objective, "seed": seed},
+        "compare_to": [] if objective == "ce" else ["ce"],
+    }
+    if status == "completed":
+        probs = probs_with_accuracy(acc, seed)
+        record.update(
+            primary_metric=metric,
+            predictions="dev_predictions.safetensors",
+            final={"validation": {metric: acc, "cmi": 0.1 * seed, "gamma": 1.0, "ncmi": 0.1 * seed}},
+            epochs=[{"epoch": 1, "train_loss": 0.5, "validation": {metric: acc}}],
+        )
+        write_predictions(
+            run_dir / "trials" / trial_id / "dev_predictions.safetensors",
+            {"validation": Predictions(probs, LABELS, np.arange(100))},
+        )
+    else:
+        record["error"] = error
+    write_json(run_dir / "trials" / trial_id / "record.json", record)
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    d = tmp_path / "run"
+    # rte: ce 60, 70; cmi_min 70, 80 -> means 65 vs 75, stds 7.07 each, delta +10
+    add_trial(d, "rte", "ce", 1, 0.60)
+    add_trial(d, "rte", "ce", 2, 0.70)
+    add_trial(d, "rte", "cmi_min", 1, 0.70)
+    add_trial(d, "rte", "cmi_min", 2, 0.80)
+    # wnli: ce 56 (seed 1) and a failed seed 2; cmi_min 50 -> delta -6
+    add_trial(d, "wnli", "ce", 1, 0.56)
+    add_trial(d, "wnli", "ce", 2, status="failed", error="non-finite loss nan at epoch 1, step 3")
+    add_trial(d, "wnli", "cmi_min", 1, 0.50)
+    return d
+
+
+def test_means_stds_deltas_wins_and_averages_by_hand(run_dir):
+    t = build([run_dir]).tables
+    res = t["results"].set_index(["row", "objective"])
+    assert res.loc[("rte acc", "ce"), "mean"] == pytest.approx(65.0)
+    assert res.loc[("rte acc", "ce"), "std"] == pytest.approx(np.std([60, 70], ddof=1))  # 7.0711
+    assert res.loc[("rte acc", "cmi_min"), "mean"] == pytest.approx(75.0)
+    assert res.loc[("wnli acc", "ce"), "n"] == 1  # the failed seed is not averaged in ...
+    assert res.loc[("average", "ce"), "mean"] == pytest.approx((65 + 56) / 2)
+    assert res.loc[("average (no WNLI)", "ce"), "mean"] == pytest.approx(65.0)
+    assert res.loc[("average", "cmi_min"), "mean"] == pytest.approx((75 + 50) / 2)
+    deltas = t["deltas"].set_index("row")["delta"]
+    assert deltas["rte acc"] == pytest.approx(10.0) and deltas["wnli acc"] == pytest.approx(-6.0)
+    (win,) = t["wins"].itertuples()
+    assert (win.better, win.tasks) == (1, 2) and win.summary == "cmi_min better than ce on 1 of 2 tasks"
+
+
+def test_failed_trials_are_listed_with_their_reason(run_dir):
+    report = build([run_dir])
+    trials = report.tables["trials"].set_index("trial_id")
+    assert trials.loc["wnli-ce-s2", "status"] == "failed"
+    assert "non-finite loss" in trials.loc["wnli-ce-s2", "reason"]
+    from harness.render import sections
+
+    titles = dict(sections(report))
+    assert "wnli-ce-s2" in titles["Trials not completed"].to_string()  # ... but shown
+    assert "(n=1)" in report.wide("glue", "m").loc["wnli acc", "ce"]
+
+
+def test_bootstrap_detects_a_planted_difference_and_not_identical_predictions():
+    good = [probs_with_accuracy(0.9, s).argmax(1) for s in (1, 2)]
+    bad = [probs_with_accuracy(0.6, s).argmax(1) for s in (1, 2)]
+    planted = bootstrap.paired("accuracy", LABELS, good, bad)
+    assert planted["delta"] == pytest.approx(0.3) and planted["p_value"] < 0.01 and planted["ci_low"] > 0.1
+    same = bootstrap.paired("accuracy", LABELS, good, good)
+    assert same == {"delta": 0.0, "ci_low": 0.0, "ci_high": 0.0, "p_value": 1.0}
+    assert bootstrap.paired("accuracy", LABELS, good, bad) == planted  # seeded: reproducible
+
+
+def test_weighted_metrics_match_sklearn_with_unit_weights():
+    from sklearn.metrics import f1_score, matthews_corrcoef
+
+    rng = np.random.default_rng(0)
+    labels, preds = rng.integers(0, 2, 200), rng.integers(0, 2, 200)
+    w = np.ones((1, 200))
+    assert bootstrap.weighted_metric("f1", w, labels, preds)[0] == pytest.approx(f1_score(labels, preds))
+    assert bootstrap.weighted_metric("mcc", w, labels, preds)[0] == pytest.approx(matthews_corrcoef(labels, preds))
+
+
+class _Tables(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tables, self.images = 0, 0
+
+    def handle_starttag(self, tag, attrs):
+        self.tables += tag == "table"
+        self.images += tag == "img" and dict(attrs)["src"].startswith("data:image/png;base64,")
+
+
+def test_files_are_written_complete_and_regenerate_identically(cli, run_dir):
+    code, out, err = cli("report", str(run_dir))
+    assert code == 0, err
+    rep = run_dir / "report"
+    files = {p: p.read_bytes() for p in rep.rglob("*") if p.is_file()}
+    from harness.render import sections
+
+    parser = _Tables()
+    parser.feed((rep / "report.html").read_text())
+    assert parser.tables == len(sections(build([run_dir]))) and parser.images == 3
+    for name in ("metric_vs_ncmi.png", "deltas.png", "training_curves.png"):
+        assert (rep / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    doc = json.loads((rep / "report.json").read_text())
+    assert set(doc["tables"]) >= {"results", "deltas", "significance", "cmi", "trials", "reference"}
+    assert (rep / "tables" / "results.csv").exists() and "| rte acc |" in (rep / "report.md").read_text()
+    for p in files:
+        p.unlink()
+    assert cli("report", str(run_dir))[0] == 0
+    assert {p: p.read_bytes() for p in rep.rglob("*") if p.is_file()} == files
+    assert "cmi_min better than ce on 1 of 2 tasks" in out
+
+
+def test_published_numbers_only_beside_a_matching_model(tmp_path):
+    d = tmp_path / "run"
+    add_trial(d, "rte", "ce", 1, 0.66, model="bert-base")
+    wide = build([d]).wide("glue", "bert-base")
+    (col,) = [c for c in wide.columns if c.startswith("published")]
+    assert wide.loc["rte acc", col] == "69.3" and "Sanh et al. 2019" in col
+    add_trial(d, "rte", "ce", 1, 0.66, model="minilm-l6")
+    assert not any(c.startswith("published") for c in build([d]).wide("glue", "minilm-l6").columns)
+
+
+REPORTER = """
+from harness import hookimpl
+from harness.report import Reporter
+
+def write(report, out):
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "rows.txt"
+    path.write_text(str(len(report.tables["results"])))
+    return [path]
+
+@hookimpl
+def harness_reporters():
+    return [Reporter("rowcount", "number of result rows", write)]
+"""
+
+
+def test_a_plugin_adds_an_output_format(cli, run_dir, tmp_path, monkeypatch):
+    (tmp_path / "my_reporter.py").write_text(REPORTER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, _, err = cli("--plugin", "my_reporter", "report", str(run_dir), "--formats", "rowcount,markdown")
+    assert code == 0, err
+    assert (run_dir / "report" / "rows.txt").read_text() == "8"  # (2 tasks + 2 averages) x 2 objectives
+    assert not (run_dir / "report" / "report.html").exists()
+
+
+def test_report_of_a_directory_without_trials_is_refused(cli, tmp_path):
+    code, _, err = cli("report", str(tmp_path))
+    assert code == 2 and "holds no trials/ directory" in err
