@@ -95,6 +95,11 @@ def build_parser() -> Parser:
         help="objective hyper-parameters, e.g. ce.label_smoothing=0.1 (see `harness list --details OBJ`)",
     )
     r.add_argument("--model", default="tiny", help="registered name, local directory, or hf:HUB_ID (default: tiny)")
+    r.add_argument("--teacher-model", help="teacher of kd / cmi_max_kd (e.g. minilm-l6, with --model minilm-l6:half)")
+    r.add_argument(
+        "--teacher-dir", help="shared store of teacher trials, reused across runs (default: OUTPUT_DIR/teachers)"
+    )
+    r.add_argument("--retrain-teachers", action="store_true", help="train teachers again even if stored")
     r.add_argument("--seeds", type=_seeds, default=[1, 2, 3], help="comma-separated integer seeds (default: 1,2,3)")
     r.add_argument(
         "--data-dir", help="local GLUE copy in the classic layout (default: $HARNESS_GLUE_DIR, else the Hub)"
@@ -228,6 +233,8 @@ def cmd_run(loaded, args, console: Console) -> int:
         precision=args.precision,
         threads=args.threads,
         plugins=tuple(args.plugin),
+        teacher_model=args.teacher_model,
+        teacher_store=str(Path(args.teacher_dir or Path(args.output_dir) / "teachers").resolve()),
     )
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
@@ -240,7 +247,7 @@ def cmd_run(loaded, args, console: Console) -> int:
 def _execute(plan, run_dir: Path, loaded, args, console: Console) -> int:
     from harness.runner import run_local
 
-    records = run_local(plan, run_dir, loaded, console, quiet=args.quiet)
+    records = run_local(plan, run_dir, loaded, console, quiet=args.quiet, retrain_teachers=args.retrain_teachers)
     write_report(loaded, [run_dir], run_dir / "report", None, console)
     failed = sum(r["status"] != "completed" for r in records)
     console.print(f"records: {run_dir}/trials/*/record.json")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
@@ -36,6 +37,14 @@ class TrialConfig:
     precision: str = "fp32"
     threads: int | None = None  # torch intra-op threads; None: torch's default
     plugins: tuple[str, ...] = ()  # --plugin modules, re-imported wherever the trial runs
+    data_fingerprint: str | None = None  # of the task's source data: part of the trial id
+    # Teachers: a teacher trial saves its weights and train-set logits (save_teacher) under
+    # teacher_store/<trial id>; a trial may start from a teacher's weights (init_from) or
+    # read a teacher's train logits (teacher). Both hold trial ids.
+    save_teacher: bool = False
+    init_from: str | None = None
+    teacher: str | None = None
+    teacher_store: str | None = None  # a location, not part of the trial id
 
     def __post_init__(self):
         checks = [
@@ -73,5 +82,13 @@ class TrialConfig:
 
     def trial_id(self) -> str:
         """Readable and unique: task, objective, seed, and a hash of the whole config."""
-        digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
-        return f"{self.task}-{self.objective}-s{self.seed}-{digest}"
+        identity = {k: v for k, v in self.to_dict().items() if k != "teacher_store"}
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+        prefix = "teacher-" if self.save_teacher else ""
+        return f"{prefix}{self.task}-{self.objective}-s{self.seed}-{digest}"
+
+    def trial_dir(self, run_dir: Path) -> Path:
+        """Teachers live in the shared teacher store, so later runs reuse them; others in the run."""
+        if self.save_teacher:
+            return Path(self.teacher_store) / self.trial_id()
+        return run_dir / "trials" / self.trial_id()

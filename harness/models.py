@@ -1,7 +1,9 @@
 """Model specs: how a name on the command line becomes a tokenizer and a classifier.
 
 ``--model`` takes a registered name (``harness list``), a local directory holding a
-Hugging Face model, or a Hub id written ``hf:ID`` or ``org/name``.
+Hugging Face model, or a Hub id written ``hf:ID`` or ``org/name``. A ``:half`` suffix
+(``minilm-l6:half``) makes a DistilBERT-style student of that model: every other
+transformer layer (0, 2, 4, ...) is kept, as DistilBERT was initialised from BERT.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from harness.errors import HarnessError
 
@@ -50,8 +54,40 @@ def pretrained(source: str | Path, description: str, name: str | None = None, **
     return ModelSpec(name or str(source), description, load, dict(defaults))
 
 
+def layers_of(model) -> torch.nn.ModuleList:
+    """The transformer block list: the ModuleList whose length is config.num_hidden_layers (or n_layers)."""
+    n = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layers", None)
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n:
+            return module
+    raise HarnessError(f"cannot find the {n} transformer layers of {type(model).__name__} to make a :half student")
+
+
+def keep_every_other_layer(model):
+    """Student from teacher: keep layers 0, 2, 4, ...; the config is updated to match."""
+    layers = layers_of(model)
+    kept = torch.nn.ModuleList(layers[i] for i in range(0, len(layers), 2))
+    for parent in model.modules():
+        for child_name, child in parent.named_children():
+            if child is layers:
+                setattr(parent, child_name, kept)
+    key = "num_hidden_layers" if hasattr(model.config, "num_hidden_layers") else "n_layers"
+    setattr(model.config, key, len(kept))
+    return model
+
+
+def half(spec: ModelSpec, name: str) -> ModelSpec:
+    def load(num_labels: int) -> Loaded:
+        tok, model = spec.load(num_labels)
+        return tok, keep_every_other_layer(model)
+
+    return ModelSpec(name, f"{spec.name} with every other layer kept (DistilBERT-style student)", load, spec.defaults)
+
+
 def resolve(name: str, registry) -> ModelSpec:
-    """Registered name first, then an existing directory, then an explicit Hub id."""
+    """Registered name first, then an existing directory, then an explicit Hub id; NAME:half halves it."""
+    if name.endswith(":half"):
+        return half(resolve(name[: -len(":half")], registry), name)
     if name in registry:
         return registry.get(name)
     path = Path(name).expanduser()

@@ -9,7 +9,11 @@ An objective turns one forward pass into a scalar training loss. The training lo
 * ``compare_to``: the objectives it is judged against on the same model in reports
   (default ``("ce",)``);
 * ``needs``: which forward outputs it reads besides the labels: ``"logits"`` (always
-  given), ``"features"`` (the pooled vector the classification head reads);
+  given), ``"features"`` (the pooled vector the classification head reads),
+  ``"teacher_logits"`` (a teacher's cached logits for the batch; see ``teacher_stages``);
+* ``teacher_stages(hp)``: for objectives that learn from a teacher, how the teacher is
+  trained: a list of TeacherStage, each a teacher trial initialised from the previous one.
+  The harness plans, runs and shares these trials;
 * ``loss(out)``: the scalar loss plus named parts the loop logs;
 * optionally ``on_step_end``/``on_epoch_end`` to keep state (e.g. class centroids),
   with ``state_dict``/``load_state_dict`` so that state is checkpointed (tensors only);
@@ -28,7 +32,7 @@ import torch
 
 from harness.errors import HarnessError
 
-KNOWN_NEEDS = frozenset({"logits", "features"})
+KNOWN_NEEDS = frozenset({"logits", "features", "teacher_logits"})
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,15 @@ class HParam:
         return value
 
 
+@dataclass(frozen=True)
+class TeacherStage:
+    """One teacher trial: ``objective`` with ``args``, for ``epochs`` (None: the run's --epochs)."""
+
+    objective: str
+    args: dict[str, Any] = field(default_factory=dict)
+    epochs: int | None = None
+
+
 @dataclass
 class Outputs:
     """What the training loop hands an objective for one batch."""
@@ -74,6 +87,7 @@ class Outputs:
     labels: torch.Tensor  # (B,) int64
     idx: torch.Tensor  # (B,) example ids within the split
     features: torch.Tensor | None = None  # (B, H) pooled vector fed to the head, when "features" is needed
+    teacher_logits: torch.Tensor | None = None  # (B, C) the teacher's logits, when "teacher_logits" is needed
 
 
 @dataclass
@@ -122,6 +136,11 @@ class Objective:
             raise TypeError(
                 f"{cls.__qualname__}.needs has unknown entries {sorted(unknown)}; known: {sorted(KNOWN_NEEDS)}"
             )
+
+    @classmethod
+    def teacher_stages(cls, hp: dict[str, Any]) -> list[TeacherStage]:
+        """The teacher trials this objective learns from, first to last; [] for none."""
+        return []
 
     def loss(self, out: Outputs) -> LossOutput:
         raise NotImplementedError

@@ -49,8 +49,11 @@ def make_plan(
     seeds: list[int],
     objective_args: str | None = None,
     check_model: bool = True,
+    teacher_model: str | None = None,
+    teacher_store: str | None = None,
     **settings: Any,
 ) -> Plan:
+    """Trials in the order they must run: teacher stages first (each once, shared), then the rest."""
     if settings.get("precision") == "fp16" and not torch.cuda.is_available():  # trials run on this machine
         raise HarnessError("--precision fp16 needs a GPU; use fp32 or bf16 on CPU")
     suite_obj = registry.suites.get(suite)
@@ -66,17 +69,53 @@ def make_plan(
     classes = {name: registry.objectives.get(name) for name in objectives}
     given = parse_objective_args(objective_args, objectives)
     hparams = {name: cls.resolve_hparams(given.get(name, {})) for name, cls in classes.items()}
+    stages = {name: cls.teacher_stages(hparams[name]) for name, cls in classes.items()}
+    needs_teacher = [name for name, st in stages.items() if st]
+    if needs_teacher and not teacher_model:
+        raise HarnessError(
+            f"{', '.join(needs_teacher)} learn(s) from a teacher: give --teacher-model, e.g. "
+            f"--model minilm-l6:half --teacher-model minilm-l6"
+        )
     spec = resolve(model, registry.models)
-    trials = [
-        TrialConfig(suite=suite, task=t.name, objective=o, model=model, seed=s, objective_args=hparams[o], **settings)
-        for t in selected
-        for o in objectives
-        for s in seeds
-    ]
+    teacher_spec = resolve(teacher_model, registry.models) if teacher_model else None
     data_dir = settings.get("data_dir")
-    notes = []
+    notes, fingerprints = [], {}
     for task in selected:  # parse every task once now, so a bad file stops the run before it starts
-        notes += suite_obj.load(task, Path(data_dir) if data_dir else None).notes
+        data = suite_obj.load(task, Path(data_dir) if data_dir else None)
+        notes += data.notes
+        fingerprints[task.name] = data.fingerprint
+    teachers: dict[str, TrialConfig] = {}  # trial id -> config, in stage order, each once
+    trials = []
+    for t in selected:
+        for o in objectives:
+            for s in seeds:
+                common = dict(suite=suite, task=t.name, seed=s, data_fingerprint=fingerprints[t.name], **settings)
+                previous = None
+                for stage in stages[o]:
+                    args = registry.objectives.get(stage.objective).resolve_hparams(stage.args)
+                    cfg = TrialConfig(
+                        **{**common, "epochs": stage.epochs or common.get("epochs", 3)},
+                        objective=stage.objective,
+                        model=teacher_model,
+                        objective_args=args,
+                        save_teacher=True,
+                        init_from=previous,
+                        teacher_store=teacher_store,
+                    )
+                    previous = cfg.trial_id()
+                    teachers.setdefault(previous, cfg)
+                trials.append(
+                    TrialConfig(
+                        **common,
+                        objective=o,
+                        model=model,
+                        objective_args=hparams[o],
+                        teacher=previous,
+                        teacher_store=teacher_store if previous else None,
+                    )
+                )
     if check_model:
         spec.load(selected[0].num_labels)
-    return Plan(trials, notes)
+        if teacher_spec:
+            teacher_spec.load(selected[0].num_labels)
+    return Plan(list(teachers.values()) + trials, notes)

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from harness.config import TrialConfig
 from harness.errors import HarnessError
 from harness.planner import Plan
-from harness.results import read_json, write_json
+from harness.results import PREDICTIONS, RECORD, SCHEMA, atomic_write, read_json, write_json
 from harness.trial import run_trial
 
 RUN_FILE = "run.json"
@@ -48,9 +48,38 @@ def read_plan(run_dir: Path) -> Plan:
     return Plan([TrialConfig.from_dict(t["config"]) for t in run["trials"]], run.get("notes", []))
 
 
-def run_local(plan: Plan, run_dir: Path, plugins, console: Console, quiet: bool = False) -> list[dict]:
-    """Runs the trials in order; a trial already completed in ``run_dir`` is not run again."""
-    records = []
+def skipped(cfg: TrialConfig, run_dir: Path, by_id: dict[str, dict]) -> dict | None:
+    """A record saying why ``cfg`` cannot run, when a teacher it depends on did not complete."""
+    for dep in filter(None, (cfg.init_from, cfg.teacher)):
+        dep_record = by_id.get(dep, {})
+        if dep_record.get("status") != "completed":
+            reason = f"teacher {dep} {dep_record.get('status', 'missing')}: {dep_record.get('error', '')}".rstrip(": ")
+            record = {
+                "schema": SCHEMA,
+                "trial_id": cfg.trial_id(),
+                "status": "skipped",
+                "config": cfg.to_dict(),
+                "error": reason,
+            }
+            write_json(cfg.trial_dir(run_dir) / RECORD, record)
+            return record
+    return None
+
+
+def publish(cfg: TrialConfig, run_dir: Path) -> None:
+    """Copies a teacher's record and dev predictions into the run, so its report shows the teachers."""
+    src, dst = cfg.trial_dir(run_dir), run_dir / "trials" / cfg.trial_id()
+    for name in (RECORD, PREDICTIONS):
+        if (src / name).exists():
+            atomic_write(dst / name, (src / name).read_bytes())
+
+
+def run_local(
+    plan: Plan, run_dir: Path, plugins, console: Console, quiet: bool = False, retrain_teachers: bool = False
+) -> list[dict]:
+    """Runs the trials in plan order (teachers first); a trial already completed is not run again,
+    unless it is a teacher and ``retrain_teachers`` is set; a trial whose teacher failed is skipped."""
+    records, by_id = [], {}
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -74,7 +103,14 @@ def run_local(plan: Plan, run_dir: Path, plugins, console: Console, quiet: bool 
                     )
 
             started = time.perf_counter()
-            record = run_trial(cfg.to_dict(), run_dir / "trials" / tid, progress, plugins=plugins)
+            if retrain_teachers and cfg.save_teacher:
+                (cfg.trial_dir(run_dir) / RECORD).unlink(missing_ok=True)
+            record = skipped(cfg, run_dir, by_id) or run_trial(
+                cfg.to_dict(), cfg.trial_dir(run_dir), progress, plugins=plugins
+            )
+            by_id[tid] = record
+            if cfg.save_teacher:
+                publish(cfg, run_dir)
             bar.remove_task(current)
             bar.advance(overall)
             records.append(record)
@@ -85,9 +121,11 @@ def run_local(plan: Plan, run_dir: Path, plugins, console: Console, quiet: bool 
 
 def _line(record: dict, seconds: float) -> str:
     c = record["config"]
-    name = f"{c['task']} {c['objective']} seed {c['seed']}"
+    name = f"{c['task']} {c['objective']} {c['model']} seed {c['seed']}"
+    if c.get("save_teacher"):
+        name = f"teacher {name}"
     if record["status"] != "completed":
-        return f"[red]✗[/] {name}: failed: {record.get('error')}"
+        return f"[red]✗[/] {name}: {record['status']}: {record.get('error')}"
     final = next(iter(record["final"].values()))
     metric = record["primary_metric"]
     return (

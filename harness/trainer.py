@@ -60,11 +60,28 @@ class _FeatureTap:
         self.value = x[:, 0] if x.dim() == 3 else x  # heads that pool themselves read the first token
 
 
+NOT_INPUTS = ("labels", "idx", "teacher_logits")
+
+
 def _forward(engine, batch: dict[str, torch.Tensor], tap: _FeatureTap | None) -> Outputs:
-    inputs = {k: v for k, v in batch.items() if k not in ("labels", "idx")}
+    inputs = {k: v for k, v in batch.items() if k not in NOT_INPUTS}
     logits = engine(**inputs).logits.float()
     features = tap.value.float() if tap is not None and tap.value is not None else None
-    return Outputs(logits=logits, labels=batch["labels"], idx=batch["idx"], features=features)
+    return Outputs(logits, batch["labels"], batch["idx"], features, batch.get("teacher_logits"))
+
+
+def predict_logits(model, split: Columns, batch_size: int) -> np.ndarray:
+    """Eval-mode logits (N, C) of ``model`` (a module or an engine) on ``split``, rows in split order."""
+    model.eval()
+    out = None
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        for rows in eval_batches(split.lengths, batch_size):
+            batch = {k: v.to(device) for k, v in split.collate(rows).items()}
+            logits = _forward(model, batch, None).logits.double().cpu().numpy()
+            out = np.zeros((len(split), logits.shape[1])) if out is None else out
+            out[rows] = logits
+    return out
 
 
 def train_step(engine, objective: Objective, batch: dict[str, torch.Tensor], tap: _FeatureTap | None):
@@ -96,12 +113,7 @@ def train_pass(engine, split: Columns, objective: Objective, batch_size: int, ta
 
 
 def evaluate(engine, split: Columns, task: Task, batch_size: int) -> tuple[dict, Predictions]:
-    engine.eval()
-    probs = np.zeros((len(split), task.num_labels), dtype=np.float64)
-    with torch.no_grad():
-        for rows in eval_batches(split.lengths, batch_size):
-            batch = {k: v.to(engine.device) for k, v in split.collate(rows).items()}
-            probs[rows] = _forward(engine, batch, None).logits.double().softmax(-1).cpu().numpy()
+    probs = torch.from_numpy(predict_logits(engine, split, batch_size)).softmax(-1).numpy()
     metrics = glue_metrics(task.metrics, split.labels, probs.argmax(axis=1))
     metrics.update(cmi_stats(probs, split.labels, task.num_labels))
     return metrics, Predictions(probs.astype(np.float32), split.labels, split.idx)
@@ -117,11 +129,13 @@ def fit(
     devs: dict[str, Columns],
     progress: Progress = lambda event: None,
     trial_dir: Path | None = None,
+    teacher_logits: torch.Tensor | None = None,
 ) -> FitResult:
     """Trains ``model`` for ``cfg.epochs`` epochs; ``progress`` receives step and epoch events.
 
     With ``trial_dir``, a checkpoint is written there after every epoch but the last, and a
-    checkpoint found there is resumed from (see harness.checkpoint)."""
+    checkpoint found there is resumed from (see harness.checkpoint). ``teacher_logits`` (rows
+    indexed by example id) feeds objectives that need them."""
     rng = np.random.default_rng(cfg.seed)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
@@ -141,7 +155,10 @@ def fit(
         started = time.perf_counter()
         loss_sum, parts_sum = 0.0, {}
         for rows in train_batches(train.lengths, cfg.batch_size, rng):
-            batch = {k: v.to(engine.device) for k, v in train.collate(rows).items()}
+            batch = train.collate(rows)
+            if teacher_logits is not None:
+                batch["teacher_logits"] = teacher_logits[batch["idx"]]
+            batch = {k: v.to(engine.device) for k, v in batch.items()}
             try:
                 loss, parts = train_step(engine, objective, batch, tap)
             except TrialFailed as exc:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 import harness
-from harness import checkpoint
+from harness import checkpoint, teachers
 from harness import plugins as plugin_loader
 from harness.batching import Columns
 from harness.config import TrialConfig
@@ -67,11 +67,17 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
         set_seed(cfg.seed)
         data = suite.load(task, Path(cfg.data_dir) if cfg.data_dir else None)
         tokenizer, model = spec.load(task.num_labels)
+        store = Path(cfg.teacher_store) if cfg.teacher_store else None
+        if cfg.init_from:
+            teachers.load_weights(store, cfg.init_from, model)
         tokenized = tokenize(task, data, tokenizer, cfg.max_seq_length, cfg.max_train_samples)
         pad_id = tokenizer.pad_token_id or 0
         train = Columns(tokenized["train"], pad_id)
         devs = {s: Columns(tokenized[s], pad_id) for s in task.dev_splits if s in tokenized}
+        teacher_logits = teachers.load_logits(store, cfg.teacher, task, train) if cfg.teacher else None
         record.update(
+            role="teacher" if cfg.save_teacher else "trial",
+            label_names=list(task.label_names),
             primary_metric=task.primary,
             lr=lr,
             notes=data.notes,
@@ -83,8 +89,10 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
             hparams=objective.hp,
             compare_to=list(objective_cls.compare_to),
         )
-        result = fit(cfg, lr, model, objective, task, train, devs, progress, trial_dir)
+        result = fit(cfg, lr, model, objective, task, train, devs, progress, trial_dir, teacher_logits)
         write_predictions(trial_dir / PREDICTIONS, result.predictions)
+        if cfg.save_teacher:
+            teachers.save_outputs(trial_dir, model, train, 2 * cfg.batch_size)
         record.update(
             status="completed",
             epochs=result.epochs,

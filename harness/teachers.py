@@ -1,0 +1,70 @@
+"""Teacher outputs: what a teacher trial leaves for the trials that learn from it.
+
+``STORE/<teacher trial id>/`` holds, besides the usual record and dev predictions,
+``model.safetensors`` (the fine-tuned weights, to initialise a later teacher stage) and
+``train_logits.safetensors`` (eval-mode logits on the training set with the example ids,
+read by distillation students by id: the student never runs the teacher).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from harness.batching import Columns
+from harness.errors import TrialFailed
+from harness.results import RECORD, read_json
+from harness.suite import Task
+from harness.trainer import predict_logits
+
+WEIGHTS = "model.safetensors"
+LOGITS = "train_logits.safetensors"
+
+
+def save_outputs(trial_dir: Path, model: torch.nn.Module, train: Columns, batch_size: int) -> None:
+    logits = predict_logits(model, train, batch_size)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(trial_dir / WEIGHTS))
+    save_file({"logits": torch.from_numpy(logits).float(), "idx": torch.from_numpy(train.idx)}, str(trial_dir / LOGITS))
+
+
+def _completed(store: Path, teacher_id: str) -> Path:
+    path = store / teacher_id
+    if not (path / RECORD).exists() or read_json(path / RECORD).get("status") != "completed":
+        raise TrialFailed(f"teacher {teacher_id} has not completed (see {path / RECORD})")
+    return path
+
+
+def load_weights(store: Path, teacher_id: str, model: torch.nn.Module) -> None:
+    path = _completed(store, teacher_id)
+    missing, unexpected = model.load_state_dict(load_file(str(path / WEIGHTS)), strict=False)
+    if missing or unexpected:
+        raise TrialFailed(
+            f"teacher {teacher_id}'s weights do not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+
+
+def load_logits(store: Path, teacher_id: str, task: Task, train: Columns) -> torch.Tensor:
+    """The teacher's train logits as a table indexed by example id; refuses a different label space."""
+    path = _completed(store, teacher_id)
+    record = read_json(path / RECORD)
+    names = tuple(record.get("label_names", ()))
+    saved = load_file(str(path / LOGITS))
+    logits, idx = saved["logits"], saved["idx"]
+    if names != task.label_names or logits.shape[1] != task.num_labels:
+        raise TrialFailed(
+            f"teacher {teacher_id} predicts {logits.shape[1]} classes {list(names)}, but task {task.name} has "
+            f"{task.num_labels}: {list(task.label_names)}; teacher and student need the same label space"
+        )
+    table = torch.full((int(max(idx.max(), train.idx.max())) + 1, logits.shape[1]), float("nan"))
+    table[idx] = logits
+    uncovered = np.setdiff1d(train.idx, idx.numpy())
+    if len(uncovered):
+        raise TrialFailed(
+            f"teacher {teacher_id} has no logits for {len(uncovered)} training examples "
+            f"(e.g. id {uncovered[0]}); teacher and student must train on the same examples"
+        )
+    return table

@@ -1,0 +1,211 @@
+"""Distillation: the loss by hand, teacher planning, sharing, reuse, cache keys, layer dropping, guards."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from rich.console import Console
+
+from harness.errors import TrialFailed
+from harness.objective import Outputs
+from harness.planner import make_plan
+from harness.results import read_json, trial_records
+from harness.runner import run_local
+
+
+def test_kd_loss_by_hand(loaded):
+    kd = loaded.objectives.get("kd")(2, alpha=0.5, temperature=2.0)
+    student = torch.tensor([[0.0, 0.0]])
+    teacher = torch.tensor([[2.0 * np.log(3.0), 0.0]])  # softmax(z_t / 2) = (3/4, 1/4)
+    out = kd.loss(Outputs(student, torch.tensor([0]), torch.arange(1), teacher_logits=teacher))
+    # CE = ln 2 = .693147; KL((3/4, 1/4) || (1/2, 1/2)) = .75 ln 1.5 + .25 ln .5 = .130812; times T^2 = 4: .523248
+    assert out.parts["ce"].item() == pytest.approx(0.693147, abs=1e-6)
+    assert out.parts["kd"].item() == pytest.approx(0.523248, abs=1e-6)
+    assert out.loss.item() == pytest.approx(0.5 * 0.693147 + 0.5 * 0.523248, abs=1e-6)
+
+
+def test_alpha_zero_is_cross_entropy_exactly(loaded):
+    kd = loaded.objectives.get("kd")(3, alpha=0.0)
+    logits, labels = torch.randn(4, 3), torch.tensor([0, 1, 2, 1])
+    out = kd.loss(Outputs(logits, labels, torch.arange(4), teacher_logits=torch.randn(4, 3)))
+    assert torch.equal(out.loss, torch.nn.functional.cross_entropy(logits, labels))
+
+
+def _plan(loaded, store, objectives=("kd", "cmi_max_kd"), **settings):
+    return make_plan(
+        loaded,
+        "smoke",
+        ["nli"],
+        list(objectives),
+        "tiny:half",
+        [1],
+        check_model=False,
+        teacher_model="tiny",
+        teacher_store=str(store),
+        **{"epochs": 1, **settings},
+    )
+
+
+def test_teachers_are_planned_first_once_and_shared(loaded, tmp_path):
+    plan = _plan(loaded, tmp_path, objectives=("ce", "kd", "cmi_max_kd"))
+    roles = [(c.objective, c.model, c.save_teacher) for c in plan.trials]
+    assert roles == [
+        ("ce", "tiny", True),
+        ("cmi_max", "tiny", True),
+        ("ce", "tiny:half", False),
+        ("kd", "tiny:half", False),
+        ("cmi_max_kd", "tiny:half", False),
+    ]
+    ce_teacher, cmi_teacher, _, kd, cmi_kd = plan.trials
+    assert cmi_teacher.init_from == ce_teacher.trial_id()  # the max-CMI stage continues the ce teacher
+    assert cmi_teacher.objective_args["centroids"] == "exact"  # Q from the fine-tuned teacher
+    assert kd.teacher == ce_teacher.trial_id() and cmi_kd.teacher == cmi_teacher.trial_id()
+
+
+def test_teacher_ids_change_with_teacher_config_and_data(loaded, tmp_path):
+    from tests.glue_fixture import write_glue
+
+    def teacher_id(**kw):
+        return (
+            make_plan(
+                loaded,
+                "glue",
+                ["rte"],
+                ["kd"],
+                "tiny:half",
+                [1],
+                check_model=False,
+                teacher_model="tiny",
+                teacher_store=str(tmp_path),
+                **{"epochs": 1, **kw},
+            )
+            .trials[0]
+            .trial_id()
+        )
+
+    data = write_glue(tmp_path / "glue")
+    first = teacher_id(data_dir=str(data))
+    assert teacher_id(data_dir=str(data)) == first
+    assert teacher_id(data_dir=str(data), lr=1e-3) != first
+    (data / "RTE" / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n")
+    assert teacher_id(data_dir=str(data)) != first
+
+
+def test_one_teacher_serves_two_students_and_a_second_run(loaded, tmp_path):
+    store, console = tmp_path / "teachers", Console(quiet=True)
+    plan = _plan(loaded, store)
+    first_dir, second_dir = tmp_path / "run1", tmp_path / "run2"
+    records = run_local(plan, first_dir, loaded, console, quiet=True)
+    assert [r["status"] for r in records] == ["completed"] * 4
+    teacher_files = {p: p.read_bytes() for p in store.rglob("record.json")}
+    assert len(teacher_files) == 2  # the ce teacher and its cmi_max continuation, nothing else
+    again = run_local(_plan(loaded, store, objectives=("kd",)), second_dir, loaded, console, quiet=True)
+    assert {p: p.read_bytes() for p in store.rglob("record.json")} == teacher_files  # reused, not retrained
+    assert again[0]["trial_id"] == records[0]["trial_id"]
+    published = {r["trial_id"] for r in trial_records(second_dir)}
+    assert records[0]["trial_id"] in published  # the run's report sees its teacher
+    cmi = {r["config"]["objective"]: r["final"]["validation"]["cmi"] for r in records[:2]}
+    assert cmi["cmi_max"] > cmi["ce"]  # the max-CMI teacher has the higher dev CMI
+
+
+def test_failed_teacher_skips_its_students_with_the_reason(loaded, tmp_path):
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    plan = make_plan(
+        loaded,
+        "smoke",
+        ["nli"],
+        ["kd", "ce"],
+        "tiny",
+        [1],
+        check_model=False,
+        teacher_model=str(broken),
+        teacher_store=str(tmp_path / "t"),
+        epochs=1,
+    )
+    records = run_local(plan, tmp_path / "run", loaded, Console(quiet=True), quiet=True)
+    status = {r["config"]["objective"]: (r["status"], r.get("error", "")) for r in records}
+    assert status["ce"][0] == "completed"
+    assert status["kd"][0] == "skipped" and "teacher teacher-nli-ce-" in status["kd"][1] and "failed" in status["kd"][1]
+
+
+def test_half_keeps_every_other_layer(loaded):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from harness.models import keep_every_other_layer
+
+    torch.manual_seed(0)
+    teacher = BertForSequenceClassification(
+        BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=5, num_attention_heads=2, intermediate_size=32)
+    )
+    originals = [layer.state_dict() for layer in teacher.bert.encoder.layer]
+    student = keep_every_other_layer(teacher)
+    assert student.config.num_hidden_layers == 3 and len(student.bert.encoder.layer) == 3
+    for kept, source in zip(student.bert.encoder.layer, (0, 2, 4), strict=True):
+        assert all(torch.equal(v, originals[source][k]) for k, v in kept.state_dict().items())
+    student(input_ids=torch.tensor([[1, 2, 3]]))  # still runs
+
+
+def test_mismatched_label_space_is_refused(tmp_path):
+    from harness_plugins.suite_smoke import TASKS
+    from safetensors.torch import save_file
+
+    from harness.batching import Columns
+    from harness.results import write_json
+    from harness.teachers import LOGITS, load_logits
+
+    teacher = tmp_path / "t1"
+    teacher.mkdir()
+    write_json(teacher / "record.json", {"status": "completed", "label_names": ["a", "b", "c"]})
+    save_file({"logits": torch.zeros(4, 3), "idx": torch.arange(4)}, str(teacher / LOGITS))
+    import datasets
+
+    split = datasets.Dataset.from_dict(
+        {"input_ids": [[1]] * 4, "label": [0, 1, 0, 1], "idx": [0, 1, 2, 3], "length": [1] * 4}
+    )
+    with pytest.raises(TrialFailed, match=r"teacher t1 predicts 3 classes.*task sentiment has 2.*same label space"):
+        load_logits(tmp_path, "t1", TASKS[0], Columns(split, 0))
+
+
+def test_kd_without_teacher_model_is_refused(cli, tmp_path):
+    code, _, err = cli("run", "--objectives", "kd", "--output-dir", str(tmp_path))
+    assert code == 2 and "give --teacher-model" in err
+
+
+def test_smoke_end_to_end_for_all_three(cli, tmp_path):
+    code, out, err = cli(
+        "run",
+        "--tasks",
+        "sentiment",
+        "--objectives",
+        "ce,kd,cmi_max_kd",
+        "--model",
+        "tiny:half",
+        "--teacher-model",
+        "tiny",
+        "--seeds",
+        "1",
+        "--epochs",
+        "2",
+        "--output-dir",
+        str(tmp_path),
+        "--quiet",
+    )
+    assert code == 0, err
+    (run_dir,) = [d for d in tmp_path.iterdir() if d.name != "teachers"]
+    records = {(r["config"]["objective"], r["config"]["model"]): r for r in trial_records(run_dir)}
+    assert set(records) == {
+        ("ce", "tiny"),
+        ("cmi_max", "tiny"),
+        ("ce", "tiny:half"),
+        ("kd", "tiny:half"),
+        ("cmi_max_kd", "tiny:half"),
+    }
+    assert all(r["status"] == "completed" for r in records.values())
+    assert records[("kd", "tiny:half")]["epochs"][-1]["train_parts"]["kd"] > 0
+    assert records[("kd", "tiny:half")]["final"]["validation"]["accuracy"] > 0.8
+    assert "kd better than ce on" in out and "cmi_max_kd better than kd on" in out
+    assert json.loads((run_dir / "report" / "report.json").read_text())["tables"]["wins"]
+    assert read_json(run_dir / "run.json")["trials"][0]["config"]["save_teacher"] is True
