@@ -105,9 +105,11 @@ def run_local(
             started = time.perf_counter()
             if retrain_teachers and cfg.save_teacher:
                 (cfg.trial_dir(run_dir) / RECORD).unlink(missing_ok=True)
+            stored = (cfg.trial_dir(run_dir) / RECORD).exists()
             record = skipped(cfg, run_dir, by_id) or run_trial(
                 cfg.to_dict(), cfg.trial_dir(run_dir), progress, plugins=plugins
             )
+            stored = stored and record["status"] == "completed"
             by_id[tid] = record
             if cfg.save_teacher:
                 publish(cfg, run_dir)
@@ -115,7 +117,8 @@ def run_local(
             bar.advance(overall)
             records.append(record)
             if not quiet:
-                console.print(_line(record, time.perf_counter() - started), soft_wrap=True)
+                line = _line(record, time.perf_counter() - started)
+                console.print(line.replace(" s)", " s, stored earlier)") if stored else line, soft_wrap=True)
     return records
 
 
