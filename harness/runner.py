@@ -105,11 +105,11 @@ def run_local(
             started = time.perf_counter()
             if retrain_teachers and cfg.save_teacher:
                 (cfg.trial_dir(run_dir) / RECORD).unlink(missing_ok=True)
-            stored = (cfg.trial_dir(run_dir) / RECORD).exists()
+            previous = cfg.trial_dir(run_dir) / RECORD
+            stored = previous.exists() and read_json(previous).get("status") == "completed"
             record = skipped(cfg, run_dir, by_id) or run_trial(
                 cfg.to_dict(), cfg.trial_dir(run_dir), progress, plugins=plugins
             )
-            stored = stored and record["status"] == "completed"
             by_id[tid] = record
             if cfg.save_teacher:
                 publish(cfg, run_dir)
