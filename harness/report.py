@@ -164,7 +164,8 @@ def comparisons(records: list[dict]) -> list[tuple[str, str, str, str]]:
     found = set()
     for r in records:
         c = r["config"]
-        for base in r.get("compare_to", []):
+        # records written before `compare_to` existed judged every objective against ce
+        for base in r.get("compare_to", [] if c["objective"] == "ce" else ["ce"]):
             if (c["suite"], c["model"], base) in present:
                 found.add((c["suite"], c["model"], c["objective"], base))
     return sorted(found)
