@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
+import tempfile
+from pathlib import Path
 
 import torch
 
@@ -14,25 +15,30 @@ if not torch.cuda.is_available():
     os.environ.setdefault("DS_ACCELERATOR", "cpu")  # say it, rather than let DeepSpeed warn that it guessed
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def init_process_group() -> None:
-    """Join the process group set up by the launcher (Ray Train, deepspeed), or make a 1-process one."""
+    """Join the process group a launcher set up (Ray Train, torchrun, deepspeed: WORLD_SIZE in the
+    environment), or make a 1-process group over a file store: no port, so concurrent trials
+    on one machine cannot collide."""
     import deepspeed
     import torch.distributed as dist
 
     logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
     if dist.is_initialized():
         return
-    for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1")):
-        os.environ.setdefault(key, value)
-    os.environ.setdefault("MASTER_PORT", str(_free_port()))
     backend = "nccl" if torch.cuda.is_available() else "gloo"
-    deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False, verbose=False)
+    os.environ.setdefault("LOCAL_RANK", "0")
+    if "WORLD_SIZE" in os.environ:
+        deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False, verbose=False)
+        return
+    store = Path(tempfile.mkdtemp(prefix="harness-pg-")) / "store"
+    deepspeed.init_distributed(
+        dist_backend=backend,
+        auto_mpi_discovery=False,
+        verbose=False,
+        init_method=f"file://{store}",
+        rank=0,
+        world_size=1,
+    )
 
 
 def ds_config(cfg: TrialConfig) -> dict:

@@ -10,9 +10,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def _png(fig) -> bytes:
+    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
@@ -97,6 +99,7 @@ def training_curves(curves: pd.DataFrame) -> bytes:
             ax.plot(g["epoch"], g["dev_metric"], marker="o", label=obj, color=colors[obj])
         ax.set_title(task)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("dev metric (%)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
