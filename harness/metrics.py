@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 EPS = 1e-12
+GLUE_METRICS = ("accuracy", "f1", "mcc")
 
 
 def glue_metrics(metrics: tuple[str, ...], labels: np.ndarray, preds: np.ndarray) -> dict[str, float]:

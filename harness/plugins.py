@@ -41,7 +41,6 @@ class Plugins:
     suites: Registry = field(default_factory=lambda: Registry("suite"))
     reporters: Registry = field(default_factory=lambda: Registry("reporter"))
     warnings: list[str] = field(default_factory=list)
-    manager: pluggy.PluginManager | None = None
 
 
 def load(extra_modules: tuple[str, ...] = ()) -> Plugins:
@@ -50,7 +49,7 @@ def load(extra_modules: tuple[str, ...] = ()) -> Plugins:
     if os.environ.get(TRACE):
         pm.trace.root.setwriter(sys.stderr.write)
         pm.enable_tracing()
-    out = Plugins(manager=pm)
+    out = Plugins()
     sources: dict[str, str] = {}
     only_own = os.environ.get(DISABLE_AUTOLOAD, "") not in ("", "0")
     for ep in sorted(entry_points(group=GROUP), key=lambda e: (e.dist.name if e.dist else "", e.name)):

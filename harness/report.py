@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from harness import bootstrap
+from harness.metrics import GLUE_METRICS
 from harness.results import read_predictions
 
-METRICS = ("accuracy", "f1", "mcc")
 SHORT = {"accuracy": "acc", "f1": "F1", "mcc": "MCC"}
 SPLIT = {"validation": "", "validation_matched": "m", "validation_mismatched": "mm"}
 SETTING = ["suite", "model"]
@@ -118,7 +118,7 @@ def score_frame(records: list[dict]) -> pd.DataFrame:
             continue
         c = r["config"]
         for i, (split, m) in enumerate(r["final"].items()):
-            for metric in (k for k in m if k in METRICS):
+            for metric in (k for k in m if k in GLUE_METRICS):
                 rows.append(
                     {
                         "suite": c["suite"],

@@ -15,15 +15,13 @@ import datasets
 
 from harness.errors import HarnessError
 
-METRICS = ("accuracy", "f1", "mcc")
-
 
 @dataclass(frozen=True)
 class Task:
     name: str
     label_names: tuple[str, ...]
     pair: bool  # True when examples are sentence pairs (text_a, text_b)
-    metrics: tuple[str, ...]  # subset of METRICS; the first is the task's headline metric
+    metrics: tuple[str, ...]  # from harness.metrics.GLUE_METRICS; the first is the task's headline metric
     dev_splits: tuple[str, ...] = ("validation",)  # the first is required, the rest optional
 
     @property
