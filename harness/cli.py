@@ -13,10 +13,13 @@ from rich.table import Table
 from harness.errors import HarnessError
 
 EPILOG = """examples:
-  harness run                              # smoke suite, tiny model, offline, about a minute
-  harness run --suite glue --tasks rte,mrpc --objectives ce --model minilm-l6 --data-dir ../shared/glue
-  harness list                             # objectives, models and suites, with their packages
-  harness list --details ce                # one entry's hyper-parameters or tasks
+  harness run                              # smoke suite, tiny model, offline, under a minute
+  harness run --suite glue --tasks rte,mrpc --objectives ce,cmi_min --model minilm-l6 --data-dir ../shared/glue
+  harness run --suite glue --tasks rte --objectives ce,kd,cmi_max_kd --model minilm-l6:half \\
+      --teacher-model minilm-l6 --data-dir ../shared/glue
+  harness report runs/RUN_DIR              # rebuild a run's comparison report
+  harness list                             # objectives, models, suites, reporters, with their packages
+  harness list --details cmi_min           # one entry's hyper-parameters or tasks
 """
 
 
@@ -76,8 +79,9 @@ def build_parser() -> Parser:
 
     r = sub.add_parser(
         "run",
-        help="train and evaluate trials, then print the results table",
-        description="Runs every (task, objective, seed) trial and prints a results table. "
+        help="train and evaluate trials, then write the comparison report",
+        description="Runs every (task, objective, seed) trial, teachers first, and writes the comparison "
+        "report. "
         "Without arguments: the generated smoke suite with the tiny model, offline.",
     )
     r.add_argument(
@@ -133,9 +137,9 @@ def build_parser() -> Parser:
     rp.add_argument("--output", help="directory for the report files (default: RUN_DIR/report for one run)")
     rp.add_argument("--formats", type=_csv("formats"), help="reporters to use (default: all; see `harness list`)")
 
-    ls = sub.add_parser("list", help="show registered objectives, models and suites")
+    ls = sub.add_parser("list", help="show registered objectives, models, suites and reporters")
     ls.add_argument("--details", metavar="NAME", help="hyper-parameters of an objective, or tasks of a suite")
-    sub.add_parser("env", help="show versions, devices, cache and plugin sources")
+    sub.add_parser("env", help="show versions, devices and the data cache")
     return p
 
 
