@@ -268,7 +268,7 @@ def write_report(loaded, run_dirs: list[Path], out: Path, formats: list[str] | N
         console.print(table)
     for reporter in reporters:
         reporter.write(report, out)
-    console.print(f"report: {out}/ ({', '.join(r.name for r in reporters)})")
+    console.print(f"report: {out}/ ({', '.join(r.name for r in reporters)})", soft_wrap=True)
 
 
 def cmd_report(loaded, args, console: Console) -> int:

@@ -25,8 +25,13 @@ LOGITS = "train_logits.safetensors"
 
 
 def save_outputs(trial_dir: Path, model: torch.nn.Module, train: Columns, batch_size: int) -> None:
+    """Inference only (no optimizer state is kept); under ZeRO-3 the partitioned parameters
+    are gathered before the weights are read."""
+    import deepspeed
+
     logits = predict_logits(model, train, batch_size)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
+        state = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
     save_file(state, str(trial_dir / WEIGHTS))
     save_file({"logits": torch.from_numpy(logits).float(), "idx": torch.from_numpy(train.idx)}, str(trial_dir / LOGITS))
 

@@ -77,3 +77,35 @@ def test_fingerprint_changes_with_the_data(glue, tmp_path):
     assert glue.load(task, tmp_path).fingerprint == first
     (tmp_path / "RTE/train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\tx\ty\tentailment\n")
     assert glue.load(task, tmp_path).fingerprint != first
+
+
+def test_hub_copy_is_mapped_to_the_same_columns(glue, monkeypatch):
+    """Offline stand-in for nyu-mll/glue: the Hub's own column names and splits, including MNLI's."""
+    import datasets
+    import harness_plugins.suite_glue as suite_glue
+
+    def fake_load_dataset(repo, name):
+        assert (repo, name) == ("nyu-mll/glue", "mnli")
+        split = {"premise": ["A man eats."], "hypothesis": ["Nobody eats."], "label": [2], "idx": [7]}
+        return datasets.DatasetDict(
+            {
+                s: datasets.Dataset.from_dict(split)
+                for s in ("train", "validation_matched", "validation_mismatched", "test_matched")
+            }
+        )
+
+    monkeypatch.setattr(suite_glue.datasets, "load_dataset", fake_load_dataset)
+    data = glue.load(glue.task("mnli"), None)
+    assert sorted(data.splits) == ["train", "validation_matched", "validation_mismatched"] and not data.notes
+    assert data.splits["train"][0] == {"idx": 7, "text_a": "A man eats.", "label": 2, "text_b": "Nobody eats."}
+
+
+def test_hub_unreachable_is_one_clear_error(glue, monkeypatch):
+    import harness_plugins.suite_glue as suite_glue
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'nyu-mll/glue' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(suite_glue.datasets, "load_dataset", offline)
+    with pytest.raises(HarnessError, match=r"cannot load GLUE task rte from the Hugging Face Hub .*--data-dir DIR"):
+        glue.load(glue.task("rte"), None)
