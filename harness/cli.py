@@ -251,7 +251,11 @@ def cmd_run(loaded, args, console: Console) -> int:
 def _execute(plan, run_dir: Path, loaded, args, console: Console) -> int:
     from harness.runner import run_local
 
-    records = run_local(plan, run_dir, loaded, console, quiet=args.quiet, retrain_teachers=args.retrain_teachers)
+    try:
+        records = run_local(plan, run_dir, loaded, console, quiet=args.quiet, retrain_teachers=args.retrain_teachers)
+    except KeyboardInterrupt:
+        console.print(f"interrupted: `harness run --resume {run_dir}` finishes the run from the last epoch")
+        raise
     write_report(loaded, [run_dir], run_dir / "report", None, console)
     failed = sum(r["status"] != "completed" for r in records)
     console.print(f"records: {run_dir}/trials/*/record.json")
