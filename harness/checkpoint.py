@@ -31,6 +31,8 @@ def supported(engine) -> bool:
 def save(trial_dir: Path, engine, objective, rng: np.random.Generator, progress: dict[str, Any]) -> None:
     final = trial_dir / NAME
     trial_dir.mkdir(parents=True, exist_ok=True)
+    for stale in trial_dir.glob(".checkpoint-*"):  # left by a process killed while saving
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=trial_dir, prefix=".checkpoint-"))
     model = {k: v.detach().contiguous() for k, v in engine.module.state_dict().items()}
     save_file(model, str(tmp / "model.safetensors"))
