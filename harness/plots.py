@@ -41,22 +41,34 @@ def _colors(objectives) -> dict[str, str]:
     return {o: cycle[i % len(cycle)] for i, o in enumerate(sorted(objectives, key=lambda o: (o != "ce", o)))}
 
 
-def metric_vs_ncmi(per_trial: pd.DataFrame) -> bytes:
-    """One point per completed trial: dev NCMI (x) and dev headline metric (y), one panel per task."""
-    per_trial = _panels(per_trial)
-    tasks = list(dict.fromkeys(per_trial["panel"]))
-    fig, axes = _grid(len(tasks))
-    colors = _colors(per_trial["objective"].unique())
-    for ax, task in zip(axes, tasks, strict=False):
-        for obj, g in per_trial[per_trial["panel"] == task].groupby("objective"):
-            ax.scatter(g["ncmi"], g["metric"], label=obj, color=colors[obj], s=28)
-        ax.set_title(task)
-        ax.set_xlabel("dev NCMI")
+def _per_task(df: pd.DataFrame, title: str, xlabel: str, draw) -> bytes:
+    """One panel per task, one colour per objective; ``draw(ax, rows of one objective, colour)``."""
+    df = _panels(df)
+    panels = list(dict.fromkeys(df["panel"]))
+    fig, axes = _grid(len(panels))
+    colors = _colors(df["objective"].unique())
+    for ax, panel in zip(axes, panels, strict=False):
+        for obj, g in df[df["panel"] == panel].groupby("objective"):
+            draw(ax, g, obj, colors[obj])
+        ax.set_title(panel)
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("dev metric (%)")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(y=1.03, t="Dev metric against NCMI, one point per trial")
+    legend = {}  # every objective once, whichever panels it appears in
+    for ax in axes:
+        legend.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+    fig.legend(legend.values(), legend.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    fig.suptitle(y=1.03, t=title)
     return _png(fig)
+
+
+def metric_vs_ncmi(per_trial: pd.DataFrame) -> bytes:
+    """One point per completed trial: dev NCMI (x) and dev headline metric (y), one panel per task."""
+
+    def draw(ax, g, obj, color):
+        ax.scatter(g["ncmi"], g["metric"], label=obj, color=color, s=28)
+
+    return _per_task(per_trial, "Dev metric against NCMI, one point per trial", "dev NCMI", draw)
 
 
 def deltas(significance: pd.DataFrame, deltas_: pd.DataFrame) -> bytes:
@@ -89,22 +101,13 @@ def deltas(significance: pd.DataFrame, deltas_: pd.DataFrame) -> bytes:
 
 def training_curves(curves: pd.DataFrame) -> bytes:
     """Per task: dev headline metric per epoch, mean over seeds, one line per objective."""
-    curves = _panels(curves)
-    tasks = list(dict.fromkeys(curves["panel"]))
-    fig, axes = _grid(len(tasks))
-    colors = _colors(curves["objective"].unique())
-    for ax, task in zip(axes, tasks, strict=False):
-        sub = curves[curves["panel"] == task].groupby(["objective", "epoch"])["dev_metric"].mean().reset_index()
-        for obj, g in sub.groupby("objective"):
-            ax.plot(g["epoch"], g["dev_metric"], marker="o", label=obj, color=colors[obj])
-        ax.set_title(task)
-        ax.set_xlabel("epoch")
+
+    def draw(ax, g, obj, color):
+        mean = g.groupby("epoch")["dev_metric"].mean()
+        ax.plot(mean.index, mean.values, marker="o", label=obj, color=color)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel("dev metric (%)")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(y=1.03, t="Training curves: dev metric per epoch (mean over seeds)")
-    return _png(fig)
+
+    return _per_task(curves, "Training curves: dev metric per epoch (mean over seeds)", "epoch", draw)
 
 
 def render(report) -> dict[str, bytes]:

@@ -26,27 +26,7 @@ def sections(report: Report) -> list[tuple[str, pd.DataFrame]]:
         for c in ("delta", "ci_low", "ci_high"):
             sig[c] = sig[c].map(lambda v: f"{v:+.2f}")
         sig["p_value"] = sig["p_value"].map(lambda v: f"{v:.3f}")
-        out.append(
-            (
-                "Paired bootstrap over dev examples (Δ in points, 95% interval, two-sided p)",
-                sig[
-                    [
-                        "suite",
-                        "model",
-                        "task",
-                        "row",
-                        "objective",
-                        "baseline",
-                        "delta",
-                        "ci_low",
-                        "ci_high",
-                        "p_value",
-                        "n_examples",
-                        "seeds",
-                    ]
-                ],
-            )
-        )
+        out.append(("Paired bootstrap over dev examples (Δ in points, 95% interval, two-sided p)", sig))
     if not t["deltas"].empty:
         d = t["deltas"].copy()
         d["delta"] = d["delta"].map(lambda v: f"{v:+.2f}")
