@@ -209,3 +209,14 @@ def test_smoke_end_to_end_for_all_three(cli, tmp_path):
     assert "kd better than ce on" in out and "cmi_max_kd better than kd on" in out
     assert json.loads((run_dir / "report" / "report.json").read_text())["tables"]["wins"]
     assert read_json(run_dir / "run.json")["trials"][0]["config"]["save_teacher"] is True
+
+
+def test_retrain_teachers_trains_a_stored_teacher_again(loaded, tmp_path):
+    store, console = tmp_path / "teachers", Console(quiet=True)
+    plan = _plan(loaded, store, objectives=("kd",))
+    first = run_local(plan, tmp_path / "run1", loaded, console, quiet=True)
+    reused = run_local(plan, tmp_path / "run2", loaded, console, quiet=True)
+    again = run_local(plan, tmp_path / "run3", loaded, console, quiet=True, retrain_teachers=True)
+    assert reused[0]["wall_time_s"] == first[0]["wall_time_s"]  # the stored record, untouched
+    assert again[0]["wall_time_s"] != first[0]["wall_time_s"]  # a new training run ...
+    assert again[0]["epochs"] == first[0]["epochs"]  # ... with the same numbers (same seed)

@@ -111,3 +111,30 @@ def test_tokenization_is_cached_on_disk(loaded):
     again = tokenize(task, suite.load(task, None), tok, 64, 100)
     assert again["train"]["input_ids"] == first["train"]["input_ids"] and len(again["train"]) == 100
     assert again["train"].cache_files  # read back from the Arrow files
+
+
+def test_glue_task_with_a_missing_optional_split_runs_and_says_so(cli, tmp_path):
+    from tests.glue_fixture import write_glue
+
+    data = write_glue(tmp_path / "glue")
+    code, out, err = cli(
+        "run",
+        "--suite",
+        "glue",
+        "--tasks",
+        "mnli",
+        "--data-dir",
+        str(data),
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--output-dir",
+        str(tmp_path / "o"),
+        "--quiet",
+    )
+    assert code == 0, err
+    assert "note: mnli: validation_mismatched is not evaluated" in out and "dev_mismatched.tsv not found" in out
+    (record,) = trial_records(next((tmp_path / "o").iterdir()))
+    assert record["status"] == "completed" and list(record["final"]) == ["validation_matched"]
+    assert record["notes"] and "validation_mismatched" in record["notes"][0]
