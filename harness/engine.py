@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from harness.config import TrialConfig
+from harness.errors import TrialFailed
 
 if not torch.cuda.is_available():
     os.environ.setdefault("DS_ACCELERATOR", "cpu")  # say it, rather than let DeepSpeed warn that it guessed
@@ -41,9 +42,19 @@ def init_process_group() -> None:
     )
 
 
-def ds_config(cfg: TrialConfig) -> dict:
+def world() -> tuple[int, int]:
+    """(rank, number of workers) of this process; (0, 1) outside a process group."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def ds_config(cfg: TrialConfig, workers: int = 1) -> dict:
+    """--batch-size is the global batch: each of the ``workers`` ranks takes batch_size / workers."""
     return {
-        "train_micro_batch_size_per_gpu": cfg.batch_size,
+        "train_micro_batch_size_per_gpu": cfg.batch_size // workers,
         "gradient_accumulation_steps": 1,
         "gradient_clipping": cfg.grad_clip,
         "zero_optimization": {"stage": cfg.zero_stage},
@@ -61,6 +72,9 @@ def build(model: torch.nn.Module, cfg: TrialConfig, lr: float, total_steps: int)
     from transformers import get_linear_schedule_with_warmup
 
     init_process_group()
+    workers = world()[1]
+    if cfg.batch_size % workers:
+        raise TrialFailed(f"--batch-size {cfg.batch_size} does not split over {workers} workers; use a multiple")
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
     params = [p for p in model.named_parameters() if p[1].requires_grad]
     groups = [
@@ -70,6 +84,6 @@ def build(model: torch.nn.Module, cfg: TrialConfig, lr: float, total_steps: int)
     optimizer = torch.optim.AdamW(groups, lr=lr, fused=True)  # one kernel per step; CPU and GPU
     schedule = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     engine, _, _, _ = deepspeed.initialize(
-        model=model, optimizer=optimizer, lr_scheduler=schedule, config=ds_config(cfg)
+        model=model, optimizer=optimizer, lr_scheduler=schedule, config=ds_config(cfg, workers)
     )
     return engine

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from harness.batching import Columns
+from harness.engine import world
 from harness.errors import TrialFailed
 from harness.results import RECORD, read_json
 from harness.suite import Task
@@ -32,6 +33,8 @@ def save_outputs(trial_dir: Path, model: torch.nn.Module, train: Columns, batch_
     logits = predict_logits(model, train, batch_size)
     with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
         state = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
+    if world()[0] != 0:  # rank 0 writes
+        return
     save_file(state, str(trial_dir / WEIGHTS))
     save_file({"logits": torch.from_numpy(logits).float(), "idx": torch.from_numpy(train.idx)}, str(trial_dir / LOGITS))
 

@@ -70,6 +70,15 @@ def _forward(engine, batch: dict[str, torch.Tensor], tap: _FeatureTap | None) ->
     return Outputs(logits, batch["labels"], batch["idx"], features, batch.get("teacher_logits"))
 
 
+def _mean_over_ranks(loss: float, parts: dict[str, float]) -> tuple[float, dict[str, float]]:
+    import torch.distributed as dist
+
+    values = torch.tensor([loss, *parts.values()], dtype=torch.float64)
+    dist.all_reduce(values)
+    values /= dist.get_world_size()
+    return float(values[0]), dict(zip(parts, values[1:].tolist(), strict=True))
+
+
 def predict_logits(model, split: Columns, batch_size: int) -> np.ndarray:
     """Eval-mode logits (N, C) of ``model`` (a module or an engine) on ``split``, rows in split order."""
     model.eval()
@@ -140,10 +149,12 @@ def fit(
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     engine = ds_engine.build(model, cfg, lr, total)
+    rank, workers = ds_engine.world()
     tap = _FeatureTap(engine.module) if "features" in objective.needs else None
     result = FitResult()
     step, first_epoch = 0, 0
     keep = trial_dir is not None and checkpoint.supported(engine)
+    save = keep and rank == 0
     saved = checkpoint.load(trial_dir, engine, objective, rng) if keep else None
     if saved:
         step, first_epoch = saved["step"], saved["epoch"]
@@ -155,7 +166,9 @@ def fit(
         started = time.perf_counter()
         loss_sum, parts_sum = 0.0, {}
         for rows in train_batches(train.lengths, cfg.batch_size, rng):
-            batch = train.collate(rows)
+            if len(rows) < workers:  # a last global batch too small to give every rank an example
+                continue
+            batch = train.collate(rows[rank::workers])
             if teacher_logits is not None:
                 batch["teacher_logits"] = teacher_logits[batch["idx"]]
             batch = {k: v.to(engine.device) for k, v in batch.items()}
@@ -166,6 +179,8 @@ def fit(
                     f"{exc} at epoch {epoch + 1}, step {step + 1}; lower the learning rate or check the "
                     f"objective's hyper-parameters"
                 ) from None
+            if workers > 1:  # log the global batch's loss, as one worker would
+                loss, parts = _mean_over_ranks(loss, parts)
             step += 1
             loss_sum += loss
             for k, v in parts.items():
@@ -185,7 +200,7 @@ def fit(
         for name, split in devs.items():
             record[name], result.predictions[name] = evaluate(engine, split, task, 2 * cfg.batch_size)
         result.epochs.append(record)
-        if keep and epoch + 1 < cfg.epochs:
+        if save and epoch + 1 < cfg.epochs:
             state = {
                 "epoch": epoch + 1,
                 "step": step,

@@ -22,6 +22,7 @@ from harness import plugins as plugin_loader
 from harness.batching import Columns
 from harness.config import TrialConfig
 from harness.data import tokenize
+from harness.engine import world
 from harness.errors import HarnessError, TrialFailed
 from harness.models import resolve
 from harness.results import PREDICTIONS, RECORD, SCHEMA, git_commit, read_json, versions, write_json, write_predictions
@@ -90,8 +91,9 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
             compare_to=list(objective_cls.compare_to),
         )
         result = fit(cfg, lr, model, objective, task, train, devs, progress, trial_dir, teacher_logits)
-        write_predictions(trial_dir / PREDICTIONS, result.predictions)
-        if cfg.save_teacher:
+        if world()[0] == 0:
+            write_predictions(trial_dir / PREDICTIONS, result.predictions)
+        if cfg.save_teacher:  # every rank: gathering ZeRO-3 parameters is collective
             teachers.save_outputs(trial_dir, model, train, 2 * cfg.batch_size)
         record.update(
             status="completed",
@@ -107,6 +109,8 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
     record["wall_time_s"] = time.perf_counter() - started
     record["peak_memory_mb"] = _peak_memory_mb()
+    if world()[0] != 0:  # with several workers, rank 0 writes the trial's files
+        return record
     write_json(trial_dir / RECORD, record)
     if record["status"] == "completed":
         checkpoint.remove(trial_dir)
