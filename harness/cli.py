@@ -121,6 +121,17 @@ def build_parser() -> Parser:
     r.add_argument("--output-dir", default="runs", help="each run gets a new directory under it (default: runs)")
     r.add_argument("--quiet", action="store_true", help="no live progress")
     r.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: trials in this process (default); ray: each trial a Ray Tune trial running a "
+        "Ray Train TorchTrainer of DeepSpeed workers",
+    )
+    r.add_argument("--address", help="ray: a Ray cluster (auto, or ray://host:port); default: a local Ray")
+    r.add_argument("--workers-per-trial", type=_number(int), default=1, help="ray: DeepSpeed workers per trial")
+    r.add_argument("--gpus-per-worker", type=_number(float), default=0, help="ray: GPUs per worker (default 0)")
+    r.add_argument("--max-concurrent-trials", type=_number(int), help="ray: trials running at once")
+    r.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="finish an interrupted run: completed trials are kept, "
@@ -242,6 +253,10 @@ def cmd_run(loaded, args, console: Console) -> int:
     )
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    if args.executor == "ray" and args.address:
+        from harness.ray_executor import check_address
+
+        check_address(args.address)
     run_dir = new_run_dir(Path(args.output_dir), args.suite)
     write_plan(plan, run_dir)
     console.print(f"{len(plan.trials)} trial(s) -> {run_dir}")
@@ -252,7 +267,21 @@ def _execute(plan, run_dir: Path, loaded, args, console: Console) -> int:
     from harness.runner import run_local
 
     try:
-        records = run_local(plan, run_dir, loaded, console, quiet=args.quiet, retrain_teachers=args.retrain_teachers)
+        if args.executor == "ray":
+            from harness.ray_executor import run_ray
+
+            records = run_ray(
+                plan,
+                run_dir,
+                console,
+                args.address,
+                args.workers_per_trial,
+                args.gpus_per_worker,
+                args.max_concurrent_trials,
+                args.retrain_teachers,
+            )
+        else:
+            records = run_local(plan, run_dir, loaded, console, args.quiet, args.retrain_teachers)
     except KeyboardInterrupt:
         console.print(f"interrupted: `harness run --resume {run_dir}` finishes the run from the last epoch")
         raise

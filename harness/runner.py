@@ -117,12 +117,13 @@ def run_local(
             bar.advance(overall)
             records.append(record)
             if not quiet:
-                line = _line(record, time.perf_counter() - started)
-                console.print(line.replace(" s)", " s, stored earlier)") if stored else line, soft_wrap=True)
+                text = line(record, time.perf_counter() - started)
+                console.print(text.replace(" s)", " s, stored earlier)") if stored else text, soft_wrap=True)
     return records
 
 
-def _line(record: dict, seconds: float) -> str:
+def line(record: dict, seconds: float | None = None) -> str:
+    """One line per finished trial: its headline metric, NCMI and throughput."""
     c = record["config"]
     name = f"{c['task']} {c['objective']} {c['model']} seed {c['seed']}"
     if c.get("save_teacher"):
@@ -133,5 +134,5 @@ def _line(record: dict, seconds: float) -> str:
     metric = record["primary_metric"]
     return (
         f"[green]✓[/] {name}: {metric} {100 * final[metric]:.2f}, NCMI {final['ncmi']:.3g}, "
-        f"{record['train_samples_per_s']:.1f} samples/s ({seconds:.0f} s)"
+        f"{record['train_samples_per_s']:.1f} samples/s" + (f" ({seconds:.0f} s)" if seconds is not None else "")
     )
