@@ -51,6 +51,13 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def completed_record(trial_dir: Path) -> dict | None:
+    """The trial's record if it completed, else None (no record, or a failed or skipped one)."""
+    path = Path(trial_dir) / RECORD
+    record = read_json(path) if path.exists() else None
+    return record if record and record.get("status") == "completed" else None
+
+
 def write_predictions(path: Path, predictions: dict) -> None:
     """``predictions``: dev split -> trainer.Predictions; stored as ``{split}.probs`` etc."""
     from safetensors.numpy import save

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from harness.config import TrialConfig
 from harness.errors import HarnessError
 from harness.planner import Plan
-from harness.results import PREDICTIONS, RECORD, SCHEMA, atomic_write, read_json, write_json
+from harness.results import PREDICTIONS, RECORD, SCHEMA, atomic_write, completed_record, read_json, write_json
 from harness.trial import run_trial
 
 RUN_FILE = "run.json"
@@ -105,8 +105,7 @@ def run_local(
             started = time.perf_counter()
             if retrain_teachers and cfg.save_teacher:
                 (cfg.trial_dir(run_dir) / RECORD).unlink(missing_ok=True)
-            previous = cfg.trial_dir(run_dir) / RECORD
-            stored = previous.exists() and read_json(previous).get("status") == "completed"
+            stored = completed_record(cfg.trial_dir(run_dir)) is not None
             record = skipped(cfg, run_dir, by_id) or run_trial(
                 cfg.to_dict(), cfg.trial_dir(run_dir), progress, plugins=plugins
             )

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from harness.batching import Columns
 from harness.engine import world
 from harness.errors import TrialFailed
-from harness.results import RECORD, read_json
+from harness.results import RECORD, completed_record
 from harness.suite import Task
 from harness.trainer import predict_logits
 
@@ -39,15 +39,16 @@ def save_outputs(trial_dir: Path, model: torch.nn.Module, train: Columns, batch_
     save_file({"logits": torch.from_numpy(logits).float(), "idx": torch.from_numpy(train.idx)}, str(trial_dir / LOGITS))
 
 
-def _completed(store: Path, teacher_id: str) -> Path:
+def _completed(store: Path, teacher_id: str) -> tuple[Path, dict]:
     path = store / teacher_id
-    if not (path / RECORD).exists() or read_json(path / RECORD).get("status") != "completed":
+    record = completed_record(path)
+    if record is None:
         raise TrialFailed(f"teacher {teacher_id} has not completed (see {path / RECORD})")
-    return path
+    return path, record
 
 
 def load_weights(store: Path, teacher_id: str, model: torch.nn.Module) -> None:
-    path = _completed(store, teacher_id)
+    path, _ = _completed(store, teacher_id)
     missing, unexpected = model.load_state_dict(load_file(str(path / WEIGHTS)), strict=False)
     if missing or unexpected:
         raise TrialFailed(
@@ -57,8 +58,7 @@ def load_weights(store: Path, teacher_id: str, model: torch.nn.Module) -> None:
 
 def load_logits(store: Path, teacher_id: str, task: Task, train: Columns) -> torch.Tensor:
     """The teacher's train logits as a table indexed by example id; refuses a different label space."""
-    path = _completed(store, teacher_id)
-    record = read_json(path / RECORD)
+    path, record = _completed(store, teacher_id)
     names = tuple(record.get("label_names", ()))
     saved = load_file(str(path / LOGITS))
     logits, idx = saved["logits"], saved["idx"]

@@ -25,7 +25,16 @@ from harness.data import tokenize
 from harness.engine import world
 from harness.errors import HarnessError, TrialFailed
 from harness.models import resolve
-from harness.results import PREDICTIONS, RECORD, SCHEMA, git_commit, read_json, versions, write_json, write_predictions
+from harness.results import (
+    PREDICTIONS,
+    RECORD,
+    SCHEMA,
+    completed_record,
+    git_commit,
+    versions,
+    write_json,
+    write_predictions,
+)
 from harness.trainer import Progress, fit
 
 DEFAULT_LR = 2e-5
@@ -43,10 +52,9 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
     started = time.perf_counter()
     cfg = TrialConfig.from_dict(config)
     trial_dir = Path(trial_dir)
-    if (trial_dir / RECORD).exists():
-        done = read_json(trial_dir / RECORD)
-        if done.get("status") == "completed":  # finished before an interruption: not redone
-            return done
+    done = completed_record(trial_dir)
+    if done:  # finished before an interruption, or by an earlier run: not redone
+        return done
     record = {
         "schema": SCHEMA,
         "trial_id": cfg.trial_id(),
