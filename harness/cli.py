@@ -81,62 +81,60 @@ def build_parser() -> Parser:
         "run",
         help="train and evaluate trials, then write the comparison report",
         description="Runs every (task, objective, seed) trial, teachers first, and writes the comparison "
-        "report. "
-        "Without arguments: the generated smoke suite with the tiny model, offline.",
+        "report. Without arguments: the generated smoke suite with the tiny model, offline.",
     )
-    r.add_argument(
-        "--config",
-        metavar="FILE",
-        help="YAML file of these options (e.g. objective_args: {cmi_min: "
-        "{lambda: 0.1}}); options given on the command line override it",
-    )
-    r.add_argument("--suite", default="smoke", help="suite to run (default: smoke; see `harness list`)")
-    r.add_argument("--tasks", type=_csv("tasks"), help="comma-separated tasks of the suite (default: all)")
-    r.add_argument("--objectives", type=_csv("objectives"), default=["ce"], help="comma-separated (default: ce)")
-    r.add_argument(
-        "--objective-args",
-        metavar="OBJ.KEY=V,...",
-        help="objective hyper-parameters, e.g. ce.label_smoothing=0.1 (see `harness list --details OBJ`)",
-    )
-    r.add_argument("--model", default="tiny", help="registered name, local directory, or hf:HUB_ID (default: tiny)")
-    r.add_argument("--teacher-model", help="teacher of kd / cmi_max_kd (e.g. minilm-l6, with --model minilm-l6:half)")
-    r.add_argument(
-        "--teacher-dir", help="shared store of teacher trials, reused across runs (default: OUTPUT_DIR/teachers)"
-    )
-    r.add_argument("--retrain-teachers", action="store_true", help="train teachers again even if stored")
+    _trial_options(r)
     r.add_argument("--seeds", type=_seeds, default=[1, 2, 3], help="comma-separated integer seeds (default: 1,2,3)")
-    r.add_argument(
-        "--data-dir", help="local GLUE copy in the classic layout (default: $HARNESS_GLUE_DIR, else the Hub)"
-    )
-    r.add_argument("--epochs", type=_number(int), default=3, help="default: 3")
-    r.add_argument("--lr", type=_number(float), help="peak learning rate (default: the model's, 2e-5 for pretrained)")
-    r.add_argument("--batch-size", type=_number(int), default=32, help="default: 32")
-    r.add_argument("--max-seq-length", type=_number(int), default=128, help="truncation length (default: 128)")
-    r.add_argument("--warmup-ratio", type=_number(float), default=0.1, help="default: 0.1")
-    r.add_argument("--weight-decay", type=_number(float), default=0.01, help="default: 0.01")
-    r.add_argument("--max-train-samples", type=_number(int), help="deterministic subsample of each train split")
-    r.add_argument("--zero-stage", type=_number(int), default=0, help="DeepSpeed ZeRO stage (default: 0)")
-    r.add_argument("--precision", default="fp32", help="fp32, bf16, or fp16 (GPU only) (default: fp32)")
-    r.add_argument("--threads", type=_number(int), help="torch threads per trial (default: torch's)")
-    r.add_argument("--output-dir", default="runs", help="each run gets a new directory under it (default: runs)")
-    r.add_argument("--quiet", action="store_true", help="no live progress")
+    r.add_argument("--retrain-teachers", action="store_true", help="train teachers again even if stored")
     r.add_argument(
         "--executor",
-        choices=("local", "ray"),
-        default="local",
-        help="local: trials in this process (default); ray: each trial a Ray Tune trial running a "
-        "Ray Train TorchTrainer of DeepSpeed workers",
+        choices=("ray", "local"),
+        default=os.environ.get("HARNESS_EXECUTOR", "ray"),
+        help="ray: each trial a Ray Tune trial running a Ray Train TorchTrainer of DeepSpeed workers "
+        "(default; $HARNESS_EXECUTOR changes it); local: the same trials in this process, for debugging",
     )
-    r.add_argument("--address", help="ray: a Ray cluster (auto, or ray://host:port); default: a local Ray")
-    r.add_argument("--workers-per-trial", type=_number(int), default=1, help="ray: DeepSpeed workers per trial")
-    r.add_argument("--gpus-per-worker", type=_number(float), default=0, help="ray: GPUs per worker (default 0)")
-    r.add_argument("--max-concurrent-trials", type=_number(int), help="ray: trials running at once")
+    _ray_options(r)
     r.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="finish an interrupted run: completed trials are kept, "
-        "interrupted ones continue from their last epoch checkpoint; other options are ignored",
+        help="finish an interrupted run: completed trials are kept, interrupted ones continue from their "
+        "last epoch checkpoint; options other than the executor's are ignored",
     )
+
+    t = sub.add_parser(
+        "tune",
+        help="search hyper-parameters of one objective on one task (Ray Tune)",
+        description="Searches hyper-parameters of one objective on one task with Ray Tune, early-stopping "
+        "poor trials on the dev metric if asked, and saves the best config as a file `harness run --config` "
+        "reads. Search space: --search KEY=KIND:ARGS (repeatable) and/or --search-file YAML. KEY: lr, "
+        "batch_size, epochs, warmup_ratio, weight_decay, max_seq_length, max_train_samples, seed, or "
+        "OBJECTIVE.HPARAM. KIND:ARGS: uniform:LO:HI, loguniform:LO:HI, randint:LO:HI (inclusive), "
+        "choice:A,B,... (sampled), grid:A,B,... (each value).",
+    )
+    _trial_options(t)
+    t.add_argument(
+        "--search",
+        action="append",
+        default=[],
+        metavar="KEY=KIND:ARGS",
+        help="a dimension, e.g. lr=loguniform:1e-5:1e-4 or cmi_min.lambda=choice:0.01,0.1,0.5",
+    )
+    t.add_argument("--search-file", metavar="YAML", help="dimensions as {KEY: KIND:ARGS or [values]}")
+    t.add_argument("--search-alg", choices=("random", "grid", "optuna"), default="random", help="default: random")
+    t.add_argument(
+        "--num-samples",
+        type=_number(int),
+        help="configs drawn (random, optuna; default 8), or repeats of each grid point (default 1)",
+    )
+    t.add_argument(
+        "--scheduler",
+        choices=("fifo", "asha"),
+        default="fifo",
+        help="asha: stop poor trials early on the dev metric, judged after each epoch (default: fifo, none)",
+    )
+    t.add_argument("--metric", help="dev metric to maximise (default: the task's headline metric)")
+    t.add_argument("--seed", type=_number(int), default=1, help="training seed of every trial (default: 1)")
+    _ray_options(t)
 
     rp = sub.add_parser(
         "report",
@@ -154,8 +152,57 @@ def build_parser() -> Parser:
     return p
 
 
-def config_tokens(path: str, parser: Parser) -> list[str]:
-    """A YAML file of `harness run` options (long names, - or _) as command-line tokens.
+def _trial_options(p: argparse.ArgumentParser) -> None:
+    """What a trial is: the options `run` and `tune` share."""
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML file of these options (e.g. objective_args: {cmi_min: "
+        "{lambda: 0.1}}); options given on the command line override it",
+    )
+    p.add_argument("--suite", default="smoke", help="suite to run (default: smoke; see `harness list`)")
+    p.add_argument("--tasks", type=_csv("tasks"), help="comma-separated tasks of the suite (default: all)")
+    p.add_argument("--objectives", type=_csv("objectives"), default=["ce"], help="comma-separated (default: ce)")
+    p.add_argument(
+        "--objective-args",
+        metavar="OBJ.KEY=V,...",
+        help="objective hyper-parameters, e.g. ce.label_smoothing=0.1 (see `harness list --details OBJ`)",
+    )
+    p.add_argument("--model", default="tiny", help="registered name, local directory, or hf:HUB_ID (default: tiny)")
+    p.add_argument("--teacher-model", help="teacher of kd / cmi_max_kd (e.g. minilm-l6, with --model minilm-l6:half)")
+    p.add_argument(
+        "--teacher-dir", help="shared store of teacher trials, reused across runs (default: OUTPUT_DIR/teachers)"
+    )
+    p.add_argument(
+        "--data-dir", help="local GLUE copy in the classic layout (default: $HARNESS_GLUE_DIR, else the Hub)"
+    )
+    p.add_argument("--epochs", type=_number(int), default=3, help="default: 3")
+    p.add_argument("--lr", type=_number(float), help="peak learning rate (default: the model's, 2e-5 for pretrained)")
+    p.add_argument("--batch-size", type=_number(int), default=32, help="global batch (default: 32)")
+    p.add_argument("--max-seq-length", type=_number(int), default=128, help="truncation length (default: 128)")
+    p.add_argument("--warmup-ratio", type=_number(float), default=0.1, help="default: 0.1")
+    p.add_argument("--weight-decay", type=_number(float), default=0.01, help="default: 0.01")
+    p.add_argument("--max-train-samples", type=_number(int), help="deterministic subsample of each train split")
+    p.add_argument("--zero-stage", type=_number(int), default=0, help="DeepSpeed ZeRO stage (default: 0)")
+    p.add_argument("--precision", default="fp32", help="fp32, bf16, or fp16 (GPU only) (default: fp32)")
+    p.add_argument("--threads", type=_number(int), help="torch threads per worker (default: torch's; Ray: 1)")
+    p.add_argument("--output-dir", default="runs", help="each run gets a new directory under it (default: runs)")
+    p.add_argument("--quiet", action="store_true", help="no live progress or per-trial lines")
+    p.add_argument("--retries", type=_number(int), default=0, help="run a failed trial again up to N times (default 0)")
+
+
+def _ray_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", help="ray: a Ray cluster (auto, host:port, ray://host:port); default: a local Ray")
+    p.add_argument(
+        "--storage", help="ray: where Ray keeps experiment state, a path or URI (s3://...) (default: RUN_DIR/ray)"
+    )
+    p.add_argument("--workers-per-trial", type=_number(int), default=1, help="ray: DeepSpeed workers per trial")
+    p.add_argument("--gpus-per-worker", type=_number(float), default=0, help="ray: GPUs per worker (default 0)")
+    p.add_argument("--max-concurrent-trials", type=_number(int), help="ray: trials running at once (default: as fit)")
+
+
+def config_tokens(path: str, parser: Parser, command: str) -> list[str]:
+    """A YAML file of `harness COMMAND` options (long names, - or _) as command-line tokens.
 
     ``objective_args`` may be a mapping {objective: {key: value}}; lists become comma lists."""
     import yaml
@@ -166,8 +213,8 @@ def config_tokens(path: str, parser: Parser) -> list[str]:
         raise HarnessError(f"--config {path}: cannot read it: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise HarnessError(f"--config {path}: expected a mapping of option names to values")
-    run = next(a for a in parser._subparsers._group_actions[0].choices.values() if a.prog.endswith(" run"))
-    options = {a.dest: a for a in run._actions if a.option_strings and a.dest not in ("help", "config", "resume")}
+    sub = parser._subparsers._group_actions[0].choices[command]
+    options = {a.dest: a for a in sub._actions if a.option_strings and a.dest not in ("help", "config", "resume")}
     tokens = []
     for key, value in data.items():
         dest = str(key).replace("-", "_")
@@ -189,9 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console, err = Console(), Console(stderr=True)
     try:
-        if args.command == "run" and args.config:  # the file's options first, so flags given here win
-            at = argv.index("run") + 1
-            args = parser.parse_args(argv[:at] + config_tokens(args.config, parser) + argv[at:])
+        if args.command in ("run", "tune") and args.config:  # the file's options first, so flags given here win
+            at = argv.index(args.command) + 1
+            args = parser.parse_args(argv[:at] + config_tokens(args.config, parser, args.command) + argv[at:])
         from harness import plugins as plugin_loader
 
         loaded = plugin_loader.load(tuple(args.plugin))
@@ -203,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_env(loaded, console)
         if args.command == "run":
             return cmd_run(loaded, args, console)
+        if args.command == "tune":
+            from harness.tuning import cmd_tune
+
+            return cmd_tune(loaded, args, console)
         if args.command == "report":
             return cmd_report(loaded, args, console)
         build_parser().print_help()
@@ -217,24 +268,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def cmd_run(loaded, args, console: Console) -> int:
-    from harness import plugins as plugin_loader
+def plan_from_args(loaded, args, seeds: list[int]):
+    """The validated plan of `run`/`tune` options (harness.planner.make_plan)."""
     from harness.planner import make_plan
-    from harness.runner import new_run_dir, read_plan, write_plan
 
-    if args.resume:
-        run_dir = Path(args.resume)
-        plan = read_plan(run_dir)
-        loaded = plugin_loader.load(tuple(args.plugin) + tuple(plan.trials[0].plugins)) if plan.trials else loaded
-        console.print(f"resuming {len(plan.trials)} trial(s) in {run_dir}")
-        return _execute(plan, run_dir, loaded, args, console)
     plan = make_plan(
         loaded,
         args.suite,
         args.tasks,
         args.objectives,
         args.model,
-        args.seeds,
+        seeds,
         args.objective_args,
         epochs=args.epochs,
         lr=args.lr,
@@ -251,12 +295,46 @@ def cmd_run(loaded, args, console: Console) -> int:
         teacher_model=args.teacher_model,
         teacher_store=str(Path(args.teacher_dir or Path(args.output_dir) / "teachers").resolve()),
     )
+    if args.retries < 0:
+        raise HarnessError(f"--retries {args.retries}: must be 0 or more")
+    if args.workers_per_trial < 1:
+        raise HarnessError(f"--workers-per-trial {args.workers_per_trial}: must be at least 1")
+    if args.max_concurrent_trials is not None and args.max_concurrent_trials < 1:
+        raise HarnessError(f"--max-concurrent-trials {args.max_concurrent_trials}: must be at least 1")
+    return plan
+
+
+def ray_options(args):
+    from harness.ray_executor import RayOptions, check_address
+
+    if args.address:
+        check_address(args.address)
+    return RayOptions(
+        address=args.address,
+        storage=args.storage,
+        workers=args.workers_per_trial,
+        gpus=args.gpus_per_worker,
+        max_concurrent=args.max_concurrent_trials,
+        retries=args.retries,
+        quiet=args.quiet,
+    )
+
+
+def cmd_run(loaded, args, console: Console) -> int:
+    from harness import plugins as plugin_loader
+    from harness.runner import new_run_dir, read_plan, write_plan
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        plan = read_plan(run_dir)
+        loaded = plugin_loader.load(tuple(args.plugin) + tuple(plan.trials[0].plugins)) if plan.trials else loaded
+        console.print(f"resuming {len(plan.trials)} trial(s) in {run_dir}")
+        return _execute(plan, run_dir, loaded, args, console)
+    plan = plan_from_args(loaded, args, args.seeds)
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
-    if args.executor == "ray" and args.address:
-        from harness.ray_executor import check_address
-
-        check_address(args.address)
+    if args.executor == "ray":
+        ray_options(args)  # refuses a bad --address before a run directory exists
     run_dir = new_run_dir(Path(args.output_dir), args.suite)
     write_plan(plan, run_dir)
     console.print(f"{len(plan.trials)} trial(s) -> {run_dir}")
@@ -270,24 +348,15 @@ def _execute(plan, run_dir: Path, loaded, args, console: Console) -> int:
         if args.executor == "ray":
             from harness.ray_executor import run_ray
 
-            records = run_ray(
-                plan,
-                run_dir,
-                console,
-                args.address,
-                args.workers_per_trial,
-                args.gpus_per_worker,
-                args.max_concurrent_trials,
-                args.retrain_teachers,
-            )
+            records = run_ray(plan, run_dir, console, ray_options(args), args.retrain_teachers)
         else:
-            records = run_local(plan, run_dir, loaded, console, args.quiet, args.retrain_teachers)
+            records = run_local(plan, run_dir, loaded, console, args.quiet, args.retrain_teachers, args.retries)
     except KeyboardInterrupt:
         console.print(f"interrupted: `harness run --resume {run_dir}` finishes the run from the last epoch")
         raise
     write_report(loaded, [run_dir], run_dir / "report", None, console)
     failed = sum(r["status"] != "completed" for r in records)
-    console.print(f"records: {run_dir}/trials/*/record.json")
+    console.print(f"records: {run_dir}/trials/*/record.json; log: {run_dir}/run.log")
     return 1 if failed else 0
 
 

@@ -1,26 +1,67 @@
-"""Runs a plan's trials through Ray Tune: each trial is a Ray Train ``TorchTrainer`` whose
-workers each drive a DeepSpeed engine (gloo on CPU, NCCL on GPUs) and call the same
-``run_trial`` as the local executor, so records are the same files with the same numbers.
+"""Runs trials through Ray Tune: each Tune trial is a function trainable that builds a Ray Train
+``TorchTrainer``, whose workers each drive a DeepSpeed engine (gloo on CPU, NCCL on GPUs) and
+call the same ``run_trial`` as the local executor, so records are the same files with the same
+numbers.
 
-Teacher stages run first, one Tune run per stage (a trial's teacher must exist before it
-starts). Ray starts locally with this machine's CPUs, no dashboard, unless ``address``
-points at a cluster; trial directories must then be on storage every node can reach.
+``harness run``: teacher stages first, one Tune run per stage (a trial's teacher must exist
+before it starts), a grid over the stage's trials. ``harness tune``: the teachers, then one
+Tune run whose search space is applied to the tuned trial's config (harness.search).
+
+Ray starts locally with this machine's CPUs and GPUs, bound to 127.0.0.1, no dashboard,
+its logs in RUN_DIR/run.log, unless ``address`` points at a cluster; trial directories must
+then be on storage every node can reach.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
+from harness import checkpoint, search
 from harness.config import TrialConfig
-from harness.errors import HarnessError
+from harness.errors import HarnessError, TrialFailed
 from harness.planner import Plan
-from harness.results import RECORD, read_json
-from harness.runner import line, publish, skipped
+from harness.results import RECORD, SCHEMA, completed_record, read_json, write_json
+from harness.runner import LOG_FILE, line, publish, run_log, skipped
 
-os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")  # function trainables that build a TorchTrainer
+# Train V2 (function trainables that build a TorchTrainer); Tune's own console output off;
+# Ctrl-C raises KeyboardInterrupt here, so Ray is shut down and the run can be resumed.
+RAY_ENV = {
+    "RAY_TRAIN_V2_ENABLED": "1",
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    # Each trial starts three processes (Tune trial, Train controller, worker) at once; Ray's
+    # default of one start per core queues them and warns about it.
+    "RAY_worker_maximum_startup_concurrency": str(4 * (os.cpu_count() or 1)),
+}
+for _key, _value in RAY_ENV.items():
+    os.environ.setdefault(_key, _value)
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    address: str | None = None  # None: a local Ray
+    storage: str | None = None  # Ray's experiment storage (path or URI); default RUN_DIR/ray
+    workers: int = 1  # DeepSpeed workers per trial
+    gpus: float = 0  # per worker
+    max_concurrent: int | None = None
+    retries: int = 0  # a failed trial is run again this many times
+    quiet: bool = False
+
+
+def job_trial(tune_config: dict) -> TrialConfig:
+    """The harness trial of a Tune trial: the job's config with the sampled values applied."""
+    base = TrialConfig.from_dict(tune_config["job"]["trial"])
+    sampled = {k: v for k, v in tune_config.items() if k != "job"}
+    return search.apply(base, sampled) if sampled else base
 
 
 def _worker(config: dict) -> None:
@@ -29,14 +70,32 @@ def _worker(config: dict) -> None:
 
     from harness.trial import run_trial
 
-    def progress(event: dict) -> None:
-        if event["event"] == "epoch":
-            split = next(k for k in event if k.startswith("validation"))
-            ray.train.report({"epoch": event["epoch"], "train_loss": event["train_loss"], **event[split]})
+    trial_dir = Path(config["trial_dir"])
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    rank = ray.train.get_context().get_world_rank()
+    log = os.open(trial_dir / f"worker-{rank}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)  # this process runs one trial: its output (DeepSpeed, warnings) goes to the trial
+    os.dup2(log, 2)
 
-    record = run_trial(config["trial"], config["trial_dir"], progress)
-    if record["status"] != "completed":
-        ray.train.report({"status": record["status"]})
+    def progress(event: dict) -> None:
+        if event["event"] == "epoch":  # the first dev split's metrics, flat, so schedulers can read them
+            split = next(k for k in event if k.startswith("validation"))
+            dev = event[split]
+            ray.train.report(
+                {
+                    "epoch": event["epoch"],
+                    "train_loss": event["train_loss"],
+                    "split": split,
+                    "metric": event["primary"],
+                    "score": dev[event["primary"]],
+                    "dev_keys": ",".join(dev),
+                    **dev,
+                }
+            )
+
+    record = run_trial(config["trial"], trial_dir, progress)
+    if record["status"] != "completed":  # Tune counts it as an error (and retries it, if asked)
+        raise TrialFailed(record.get("error", record["status"]))
 
 
 def _trainable(tune_config: dict) -> None:
@@ -45,29 +104,28 @@ def _trainable(tune_config: dict) -> None:
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    config = tune_config["job"]
-    threads = config["trial"].get("threads") or 1
+    job, cfg = tune_config["job"], job_trial(tune_config)
     trainer = TorchTrainer(
         _worker,
-        train_loop_config=config,
+        train_loop_config={"trial": cfg.to_dict(), "trial_dir": str(cfg.trial_dir(Path(job["run_dir"])))},
         scaling_config=ScalingConfig(
-            num_workers=config["workers"],
-            use_gpu=config["gpus"] > 0,
-            resources_per_worker={"CPU": threads, "GPU": config["gpus"]},
+            num_workers=job["workers"],
+            use_gpu=job["gpus"] > 0,
+            resources_per_worker={"CPU": cfg.threads or 1, "GPU": job["gpus"]},
         ),
-        run_config=RunConfig(name=config["name"], storage_path=config["storage"], callbacks=[TuneReportCallback()]),
+        run_config=RunConfig(name=cfg.trial_id(), storage_path=job["storage"], callbacks=[TuneReportCallback()]),
     )
     trainer.fit()
 
 
-def stages(plan: Plan) -> list[list[TrialConfig]]:
+def stages(trials: list[TrialConfig]) -> list[list[TrialConfig]]:
     """Trials grouped so that every trial's teacher is in an earlier group."""
     level: dict[str, int] = {}
-    for cfg in plan.trials:  # the plan lists teachers before their dependants
+    for cfg in trials:  # the plan lists teachers before their dependants
         deps = [d for d in (cfg.init_from, cfg.teacher) if d]
         level[cfg.trial_id()] = 1 + max((level[d] for d in deps), default=-1)
     out: list[list[TrialConfig]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
-    for cfg in plan.trials:
+    for cfg in trials:
         out[level[cfg.trial_id()]].append(cfg)
     return out
 
@@ -88,80 +146,256 @@ def check_address(address: str) -> None:
         ) from None
 
 
-def run_ray(
-    plan: Plan,
-    run_dir: Path,
-    console: Console,
-    address: str | None = None,
-    workers: int = 1,
-    gpus: float = 0,
-    max_concurrent: int | None = None,
-    retrain_teachers: bool = False,
-) -> list[dict]:
+def _runtime_env(plugins: tuple[str, ...]) -> dict:
+    """What workers need of this driver's environment: HARNESS_* variables, and the directories
+    that make ``--plugin`` modules importable (on a cluster: a path every node can read)."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("HARNESS_")}
+    roots = []
+    for module in plugins:
+        spec = importlib.util.find_spec(module)
+        if spec and spec.origin:
+            path = Path(spec.origin)
+            path = path.parent if path.name == "__init__.py" else path
+            roots.append(str(path.parents[module.count(".")].resolve()))
+    if roots:
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*roots, *filter(None, [os.environ.get("PYTHONPATH")])]))
+    return {"env_vars": env} if env else {}
+
+
+@contextlib.contextmanager
+def ray_session(run_dir: Path, opts: RayOptions, plugins: tuple[str, ...]) -> Iterator[None]:
+    """Ray for the length of a run: connected or started quietly (what Ray's driver logs goes to
+    RUN_DIR/run.log, with the harness's own log), shut down on the way out, also on Ctrl-C."""
     import ray
-    from ray import tune
 
     # A local Ray gets one logical CPU more than the machine has: each Tune trial's driver holds
     # 0.01 CPU while it only waits for its workers, who reserve --threads CPUs each.
-    local = {} if address else {"num_cpus": (os.cpu_count() or 1) + 1}
-    if address:
-        check_address(address)
+    local = {"num_cpus": (os.cpu_count() or 1) + 1} if not opts.address else {}
+    if opts.address:
+        check_address(opts.address)
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **local)
+        with open(run_dir / LOG_FILE, "a") as log, contextlib.redirect_stderr(log):  # Ray's start-up notices
+            ray.init(
+                address=opts.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+                runtime_env=_runtime_env(plugins),
+                **local,
+            )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise HarnessError(
-            f"--address {address}: cannot connect to Ray ({str(exc).splitlines()[0]}); start the "
+            f"--address {opts.address}: cannot connect to Ray ({str(exc).splitlines()[0]}); start the "
             f"cluster (`ray start --head`) or leave --address out for a local Ray"
         ) from exc
-    by_id: dict[str, dict] = {}
     try:
-        storage = str((run_dir / "ray").resolve())
-        for number, stage in enumerate(stages(plan)):
-            todo = []
-            for cfg in stage:
-                trial_dir = cfg.trial_dir(run_dir)
-                if retrain_teachers and cfg.save_teacher:
-                    (trial_dir / RECORD).unlink(missing_ok=True)
-                blocked = skipped(cfg, run_dir, by_id)
-                if blocked:
-                    by_id[cfg.trial_id()] = blocked
-                else:
-                    todo.append(
-                        {
-                            "trial": cfg.to_dict(),
-                            "trial_dir": str(trial_dir.resolve()),
-                            "name": cfg.trial_id(),
-                            "workers": workers,
-                            "gpus": gpus,
-                            "storage": storage,
-                        }
-                    )
-            if todo:
-                tuner = tune.Tuner(
-                    tune.with_resources(_trainable, {"cpu": 0.01}),
-                    param_space={"job": tune.grid_search(todo)},
-                    tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent),
-                    run_config=tune.RunConfig(name=f"stage{number}", storage_path=storage, verbose=0),
-                )
-                tuner.fit()
-            for cfg in stage:
-                if cfg.trial_id() in by_id:  # skipped above
-                    continue
-                path = cfg.trial_dir(run_dir) / RECORD
-                by_id[cfg.trial_id()] = (
-                    read_json(path)
-                    if path.exists()
-                    else {
-                        "trial_id": cfg.trial_id(),
-                        "status": "failed",
-                        "config": cfg.to_dict(),
-                        "error": "the Ray trial ended without writing a record (see RUN_DIR/ray)",
-                    }
-                )
-                if cfg.save_teacher:
-                    publish(cfg, run_dir)
-            for cfg in stage:
-                console.print(line(by_id[cfg.trial_id()]), soft_wrap=True)
+        with run_log(run_dir, "ray"):
+            yield
     finally:
         ray.shutdown()
+
+
+def _tune(
+    param_space: dict,
+    total: int,
+    run_dir: Path,
+    name: str,
+    console: Console,
+    opts: RayOptions,
+    labels: Callable[[TrialConfig], str],
+    **tune_config: Any,
+):
+    """One Tune run of ``_trainable`` over ``param_space``, with live progress; its ResultGrid."""
+    from ray import tune
+
+    from harness.live import LiveProgress
+
+    def describe(config: dict) -> tuple[str, str, int]:
+        cfg = job_trial(config)
+        return str(cfg.trial_dir(run_dir)), labels(cfg), cfg.epochs
+
+    def outcome(trial_dir: str, errored: bool, state) -> tuple[str, str]:
+        path = Path(trial_dir) / RECORD
+        if path.exists():
+            record = read_json(path)
+            return ("done" if record["status"] == "completed" else "failed"), line(record, label=state.label)
+        if errored:
+            return "failed", f"[red]✗[/] {state.label}: failed; Ray's error is in {run_dir}/run.log"
+        return "stopped", f"[yellow]■[/] {state.label}: stopped early after epoch {state.epoch} ({state.latest()})"
+
+    progress = LiveProgress(console, total, describe, outcome, opts.quiet)
+    tuner = tune.Tuner(
+        tune.with_resources(_trainable, {"cpu": 0.01}),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=opts.max_concurrent,
+            trial_name_creator=lambda t: job_trial(t.config).trial_id(),
+            trial_dirname_creator=lambda t: job_trial(t.config).trial_id(),
+            **tune_config,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=_storage(run_dir, opts),
+            verbose=0,
+            callbacks=[progress],
+            failure_config=tune.FailureConfig(max_failures=opts.retries),
+        ),
+    )
+    with progress:
+        return tuner.fit()
+
+
+def _storage(run_dir: Path, opts: RayOptions) -> str:
+    return opts.storage or str((run_dir / "ray").resolve())
+
+
+def _job(cfg: TrialConfig, run_dir: Path, opts: RayOptions) -> dict:
+    return {
+        "trial": cfg.to_dict(),
+        "run_dir": str(run_dir.resolve()),
+        "workers": opts.workers,
+        "gpus": opts.gpus,
+        "storage": _storage(run_dir, opts),
+    }
+
+
+def _default_label(cfg: TrialConfig) -> str:
+    teacher = "teacher " if cfg.save_teacher else ""
+    return f"{teacher}{cfg.task} {cfg.objective} {cfg.model} seed {cfg.seed}"
+
+
+def _ended(cfg: TrialConfig, run_dir: Path, result) -> dict:
+    """The trial's record; for a trial Ray ended before it wrote one (stopped early by the
+    scheduler, or killed), a record saying so, with the epochs it reported."""
+    trial_dir = cfg.trial_dir(run_dir)
+    if (trial_dir / RECORD).exists():
+        return read_json(trial_dir / RECORD)
+    frame = result.metrics_dataframe if result is not None else None
+    rows = [] if frame is None or "epoch" not in frame else frame.to_dict("records")
+    epochs = [
+        {
+            "epoch": int(r["epoch"]),
+            "train_loss": r["train_loss"],
+            r["split"]: {k: r[k] for k in r["dev_keys"].split(",")},
+        }
+        for r in rows
+    ]
+    if result is not None and result.error is None:
+        status, error = "stopped", f"stopped early by the scheduler after epoch {len(epochs)}"
+    else:
+        error = result.error if result is not None else "Ray ended the trial before it started"
+        status, error = "failed", f"{type(error).__name__}: {str(error).strip().splitlines()[-1]}"
+    record = {"schema": SCHEMA, "trial_id": cfg.trial_id(), "status": status, "config": cfg.to_dict(), "error": error}
+    record["epochs"] = epochs
+    write_json(trial_dir / RECORD, record)
+    checkpoint.remove(trial_dir)
+    return record
+
+
+def _run_stages(
+    trials: list[TrialConfig], run_dir: Path, console: Console, opts: RayOptions, retrain_teachers: bool
+) -> dict[str, dict]:
+    """Runs ``trials`` stage by stage (teachers before their students); records by trial id.
+    Trials already completed are not submitted again."""
+    from ray import tune
+
+    by_id: dict[str, dict] = {}
+    for number, stage in enumerate(stages(trials)):
+        todo = []
+        for cfg in stage:
+            trial_dir = cfg.trial_dir(run_dir)
+            if retrain_teachers and cfg.save_teacher:
+                (trial_dir / RECORD).unlink(missing_ok=True)
+            done = completed_record(trial_dir) or skipped(cfg, run_dir, by_id)
+            if done:
+                by_id[cfg.trial_id()] = done
+                if not opts.quiet:
+                    stored = " (stored earlier)" if done["status"] == "completed" else ""
+                    console.print(line(done) + stored, soft_wrap=True)
+            else:
+                todo.append(cfg)
+        if todo:
+            grid = {"job": tune.grid_search([_job(cfg, run_dir, opts) for cfg in todo])}
+            results = _tune(grid, len(todo), run_dir, f"stage{number}", console, opts, _default_label)
+            by_result = {job_trial(r.config).trial_id(): r for r in results}
+            for cfg in todo:
+                by_id[cfg.trial_id()] = _ended(cfg, run_dir, by_result.get(cfg.trial_id()))
+        for cfg in stage:
+            if cfg.save_teacher:
+                publish(cfg, run_dir)
+    return by_id
+
+
+def run_ray(
+    plan: Plan, run_dir: Path, console: Console, opts: RayOptions = RayOptions(), retrain_teachers: bool = False
+) -> list[dict]:
+    """``harness run`` through Ray: every trial of the plan, teachers first; records in plan order."""
+    with ray_session(run_dir, opts, plan.trials[0].plugins if plan.trials else ()):
+        by_id = _run_stages(plan.trials, run_dir, console, opts, retrain_teachers)
     return [by_id[cfg.trial_id()] for cfg in plan.trials]
+
+
+@dataclass(frozen=True)
+class Search:
+    dims: list[search.Dimension]
+    algorithm: str = "random"  # random | grid | optuna
+    scheduler: str = "fifo"  # fifo | asha
+    num_samples: int = 8
+    metric: str | None = None  # default: the task's primary dev metric
+    seed: int = 0  # of the search algorithm
+
+
+def run_search(
+    plan: Plan, spec: Search, run_dir: Path, console: Console, opts: RayOptions = RayOptions()
+) -> tuple[list[dict], dict | None]:
+    """``harness tune``: the plan's teachers, then a Tune search over the plan's last trial.
+
+    Returns every searched trial's record and the best completed one (highest ``spec.metric``
+    on the first dev split at the last epoch), or None when no trial completed."""
+    *teachers, base = plan.trials
+    metric = spec.metric
+    with ray_session(run_dir, opts, base.plugins):
+        by_id = _run_stages(teachers, run_dir, console, opts, retrain_teachers=False)
+        if base.teacher and by_id[base.teacher]["status"] != "completed":
+            raise HarnessError(f"the teacher {base.teacher} {by_id[base.teacher]['status']}: nothing to tune")
+        dims = search.grid_only(spec.dims) if spec.algorithm == "grid" else spec.dims
+        space = {"job": _job(base, run_dir, opts), **{d.key: d.tune_domain() for d in dims}}
+        grid_size = 1
+        for d in dims:
+            grid_size *= len(d.values) if d.kind == "grid" else 1
+        options: dict[str, Any] = {"metric": metric, "mode": "max", "num_samples": spec.num_samples}
+        if spec.algorithm == "optuna":
+            options["search_alg"] = _optuna(spec.seed)
+        else:
+            from ray.tune.search.basic_variant import BasicVariantGenerator
+
+            options["search_alg"] = BasicVariantGenerator(random_state=spec.seed)  # the same samples every time
+        if spec.scheduler == "asha":
+            from ray.tune.schedulers import ASHAScheduler
+
+            options["scheduler"] = ASHAScheduler(max_t=base.epochs, grace_period=1, reduction_factor=2)
+        keys = [d.key for d in dims]
+
+        def labels(cfg: TrialConfig) -> str:
+            values = search.values_of(cfg, keys)
+            return f"{cfg.task} {cfg.objective} " + search.label(values)
+
+        results = _tune(space, grid_size * spec.num_samples, run_dir, "search", console, opts, labels, **options)
+    records = []
+    for result in results:
+        cfg = job_trial(result.config)
+        records.append(_ended(cfg, run_dir, result))
+    done = [r for r in records if r["status"] == "completed"]
+    best = max(done, key=lambda r: next(iter(r["final"].values()))[metric], default=None)
+    return records, best
+
+
+def _optuna(seed: int):
+    try:
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+    except ImportError:
+        raise HarnessError(
+            "--search-alg optuna needs Optuna: pip install 'cmi-harness[optuna]' (or use random or grid)"
+        ) from None
+    return OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from harness.config import TrialConfig
 from harness.errors import HarnessError
@@ -17,6 +21,29 @@ from harness.results import PREDICTIONS, RECORD, SCHEMA, atomic_write, completed
 from harness.trial import run_trial
 
 RUN_FILE = "run.json"
+LOG_FILE = "run.log"
+log = logging.getLogger("harness")
+
+
+@contextlib.contextmanager
+def run_log(run_dir: Path, *names: str) -> Iterator[None]:
+    """The harness's log (and that of the named libraries' loggers) to RUN_DIR/run.log, not the terminal."""
+    handler = logging.FileHandler(run_dir / LOG_FILE)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    loggers = [logging.getLogger(name) for name in ("harness", *names)]
+    saved = [(lg.level, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
+    try:
+        yield
+    finally:
+        for lg, (level, propagate) in zip(loggers, saved, strict=True):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+            lg.propagate = propagate
+        handler.close()
 
 
 def new_run_dir(output_dir: Path, suite: str) -> Path:
@@ -29,12 +56,13 @@ def new_run_dir(output_dir: Path, suite: str) -> Path:
     return path
 
 
-def write_plan(plan: Plan, run_dir: Path) -> None:
+def write_plan(plan: Plan, run_dir: Path, **extra) -> None:
     run = {
         "command": sys.argv,
         "created": datetime.now().isoformat(timespec="seconds"),
         "notes": plan.notes,
         "trials": [{"trial_id": t.trial_id(), "config": t.to_dict()} for t in plan.trials],
+        **extra,
     }
     write_json(run_dir / RUN_FILE, run)
 
@@ -45,6 +73,8 @@ def read_plan(run_dir: Path) -> Plan:
     if not path.is_file():
         raise HarnessError(f"--resume {run_dir}: no {RUN_FILE} there; give a directory that `harness run` created")
     run = read_json(path)
+    if "search" in run:
+        raise HarnessError(f"--resume {run_dir}: a `harness tune` run cannot be resumed; start the search again")
     return Plan([TrialConfig.from_dict(t["config"]) for t in run["trials"]], run.get("notes", []))
 
 
@@ -75,10 +105,17 @@ def publish(cfg: TrialConfig, run_dir: Path) -> None:
 
 
 def run_local(
-    plan: Plan, run_dir: Path, plugins, console: Console, quiet: bool = False, retrain_teachers: bool = False
+    plan: Plan,
+    run_dir: Path,
+    plugins,
+    console: Console,
+    quiet: bool = False,
+    retrain_teachers: bool = False,
+    retries: int = 0,
 ) -> list[dict]:
     """Runs the trials in plan order (teachers first); a trial already completed is not run again,
-    unless it is a teacher and ``retrain_teachers`` is set; a trial whose teacher failed is skipped."""
+    unless it is a teacher and ``retrain_teachers`` is set; a trial whose teacher failed is skipped;
+    a failed trial is run again up to ``retries`` times."""
     records, by_id = [], {}
     columns = (
         TextColumn("{task.description}"),
@@ -87,7 +124,7 @@ def run_local(
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, disable=quiet, transient=True) as bar:
+    with run_log(run_dir), Progress(*columns, console=console, disable=quiet, transient=True) as bar:
         overall = bar.add_task("trials", total=len(plan.trials), info="")
         for cfg in plan.trials:
             tid = cfg.trial_id()
@@ -106,26 +143,33 @@ def run_local(
             if retrain_teachers and cfg.save_teacher:
                 (cfg.trial_dir(run_dir) / RECORD).unlink(missing_ok=True)
             stored = completed_record(cfg.trial_dir(run_dir)) is not None
-            record = skipped(cfg, run_dir, by_id) or run_trial(
-                cfg.to_dict(), cfg.trial_dir(run_dir), progress, plugins=plugins
-            )
+            record = skipped(cfg, run_dir, by_id)
+            for attempt in range(retries + 1):
+                if record:
+                    break
+                record = run_trial(cfg.to_dict(), cfg.trial_dir(run_dir), progress, plugins=plugins)
+                if record["status"] == "failed" and attempt < retries:
+                    log.warning("%s failed (%s); retrying", tid, record["error"])
+                    record = None
             by_id[tid] = record
             if cfg.save_teacher:
                 publish(cfg, run_dir)
             bar.remove_task(current)
             bar.advance(overall)
             records.append(record)
+            text = line(record, time.perf_counter() - started)
+            text = text.replace(" s)", " s, stored earlier)") if stored else text
+            log.info("%s", Text.from_markup(text).plain)
             if not quiet:
-                text = line(record, time.perf_counter() - started)
-                console.print(text.replace(" s)", " s, stored earlier)") if stored else text, soft_wrap=True)
+                console.print(text, soft_wrap=True)
     return records
 
 
-def line(record: dict, seconds: float | None = None) -> str:
+def line(record: dict, seconds: float | None = None, label: str | None = None) -> str:
     """One line per finished trial: its headline metric, NCMI and throughput."""
     c = record["config"]
-    name = f"{c['task']} {c['objective']} {c['model']} seed {c['seed']}"
-    if c.get("save_teacher"):
+    name = label or f"{c['task']} {c['objective']} {c['model']} seed {c['seed']}"
+    if c.get("save_teacher") and not label:
         name = f"teacher {name}"
     if record["status"] != "completed":
         return f"[red]✗[/] {name}: {record['status']}: {record.get('error')}"

@@ -209,7 +209,7 @@ def fit(
                 "samples": result.train_samples,
             }
             checkpoint.save(trial_dir, engine, objective, rng, state)
-        progress({"event": "epoch", **record})
+        progress({"event": "epoch", "primary": task.primary, **record})
     result.final = {name: result.epochs[-1][name] for name in devs}
     if tap is not None:
         tap.handle.remove()
