@@ -197,7 +197,11 @@ def _ray_options(p: argparse.ArgumentParser) -> None:
         "--storage", help="ray: where Ray keeps experiment state, a path or URI (s3://...) (default: RUN_DIR/ray)"
     )
     p.add_argument("--workers-per-trial", type=_number(int), default=1, help="ray: DeepSpeed workers per trial")
-    p.add_argument("--gpus-per-worker", type=_number(float), default=0, help="ray: GPUs per worker (default 0)")
+    p.add_argument(
+        "--gpus-per-worker",
+        type=_number(float),
+        help="ray: GPUs per worker (default: 1 on a local Ray of a machine with CUDA GPUs, else 0)",
+    )
     p.add_argument("--max-concurrent-trials", type=_number(int), help="ray: trials running at once (default: as fit)")
 
 
@@ -309,11 +313,18 @@ def ray_options(args):
 
     if args.address:
         check_address(args.address)
+    gpus = args.gpus_per_worker
+    if gpus is None:
+        import torch
+
+        gpus = 1 if torch.cuda.is_available() and not args.address else 0
+    if gpus < 0:
+        raise HarnessError(f"--gpus-per-worker {gpus}: must be 0 or more")
     return RayOptions(
         address=args.address,
         storage=args.storage,
         workers=args.workers_per_trial,
-        gpus=args.gpus_per_worker,
+        gpus=gpus,
         max_concurrent=args.max_concurrent_trials,
         retries=args.retries,
         quiet=args.quiet,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ray import tune
 from rich.console import Console, Group
@@ -27,6 +27,7 @@ class TrialState:
     epoch: int = 0
     metric: str = ""  # the task's dev metric, as reported by the trial
     score: float | None = None
+    reports: list[dict] = field(default_factory=list)  # what the trial reported, once per epoch
 
     def latest(self) -> str:
         return "-" if self.score is None else f"{self.metric} {100 * self.score:.2f}"
@@ -88,6 +89,7 @@ class LiveProgress(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         _, state = self._state(trial)
+        state.reports.append(result)
         state.epoch, state.metric, state.score = result["epoch"], result["metric"], result["score"]
         log.info("%s: epoch %s, %s", state.label, state.epoch, state.latest())
         self._refresh()

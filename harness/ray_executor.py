@@ -15,6 +15,7 @@ then be on storage every node can reach.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib.util
 import os
 from collections.abc import Callable, Iterator
@@ -77,25 +78,34 @@ def _worker(config: dict) -> None:
     os.dup2(log, 1)  # this process runs one trial: its output (DeepSpeed, warnings) goes to the trial
     os.dup2(log, 2)
 
+    def report(epoch: dict, primary: str) -> None:  # the first dev split's metrics, flat, for schedulers
+        split = next(k for k in epoch if k.startswith("validation"))
+        dev = epoch[split]
+        ray.train.report(
+            {
+                "epoch": epoch["epoch"],
+                "train_loss": epoch["train_loss"],
+                "split": split,
+                "metric": primary,
+                "score": dev[primary],
+                "dev_keys": ",".join(dev),
+                **dev,
+            }
+        )
+
+    reported = []
+
     def progress(event: dict) -> None:
-        if event["event"] == "epoch":  # the first dev split's metrics, flat, so schedulers can read them
-            split = next(k for k in event if k.startswith("validation"))
-            dev = event[split]
-            ray.train.report(
-                {
-                    "epoch": event["epoch"],
-                    "train_loss": event["train_loss"],
-                    "split": split,
-                    "metric": event["primary"],
-                    "score": dev[event["primary"]],
-                    "dev_keys": ",".join(dev),
-                    **dev,
-                }
-            )
+        if event["event"] == "epoch":
+            reported.append(event["epoch"])
+            report(event, event["primary"])
 
     record = run_trial(config["trial"], trial_dir, progress)
     if record["status"] != "completed":  # Tune counts it as an error (and retries it, if asked)
         raise TrialFailed(record.get("error", record["status"]))
+    for epoch in record["epochs"]:  # completed earlier (a resumed run, a repeated sample): Tune sees it too
+        if epoch["epoch"] not in reported:
+            report(epoch, record["primary_metric"])
 
 
 def _trainable(tune_config: dict) -> None:
@@ -105,9 +115,10 @@ def _trainable(tune_config: dict) -> None:
     from ray.tune.integration.ray_train import TuneReportCallback
 
     job, cfg = tune_config["job"], job_trial(tune_config)
+    trial_dir = cfg.trial_dir(Path(job["run_dir"]))
     trainer = TorchTrainer(
         _worker,
-        train_loop_config={"trial": cfg.to_dict(), "trial_dir": str(cfg.trial_dir(Path(job["run_dir"])))},
+        train_loop_config={"trial": cfg.to_dict(), "trial_dir": str(trial_dir)},
         scaling_config=ScalingConfig(
             num_workers=job["workers"],
             use_gpu=job["gpus"] > 0,
@@ -115,7 +126,10 @@ def _trainable(tune_config: dict) -> None:
         ),
         run_config=RunConfig(name=cfg.trial_id(), storage_path=job["storage"], callbacks=[TuneReportCallback()]),
     )
-    trainer.fit()
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    with open(trial_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a search that draws the same config twice trains it once
+        trainer.fit()
 
 
 def stages(trials: list[TrialConfig]) -> list[list[TrialConfig]]:
@@ -173,6 +187,7 @@ def ray_session(run_dir: Path, opts: RayOptions, plugins: tuple[str, ...]) -> It
     local = {"num_cpus": (os.cpu_count() or 1) + 1} if not opts.address else {}
     if opts.address:
         check_address(opts.address)
+    run_dir.mkdir(parents=True, exist_ok=True)
     try:
         with open(run_dir / LOG_FILE, "a") as log, contextlib.redirect_stderr(log):  # Ray's start-up notices
             ray.init(
@@ -205,7 +220,8 @@ def _tune(
     labels: Callable[[TrialConfig], str],
     **tune_config: Any,
 ):
-    """One Tune run of ``_trainable`` over ``param_space``, with live progress; its ResultGrid."""
+    """One Tune run of ``_trainable`` over ``param_space``, with live progress; its ResultGrid, and
+    the trials' states as the progress display saw them, by trial directory."""
     from ray import tune
 
     from harness.live import LiveProgress
@@ -224,11 +240,11 @@ def _tune(
         return "stopped", f"[yellow]■[/] {state.label}: stopped early after epoch {state.epoch} ({state.latest()})"
 
     progress = LiveProgress(console, total, describe, outcome, opts.quiet)
+    tune_config.setdefault("max_concurrent_trials", opts.max_concurrent)
     tuner = tune.Tuner(
         tune.with_resources(_trainable, {"cpu": 0.01}),
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            max_concurrent_trials=opts.max_concurrent,
             trial_name_creator=lambda t: job_trial(t.config).trial_id(),
             trial_dirname_creator=lambda t: job_trial(t.config).trial_id(),
             **tune_config,
@@ -242,7 +258,8 @@ def _tune(
         ),
     )
     with progress:
-        return tuner.fit()
+        results = tuner.fit()
+    return results, progress.trials
 
 
 def _storage(run_dir: Path, opts: RayOptions) -> str:
@@ -264,27 +281,23 @@ def _default_label(cfg: TrialConfig) -> str:
     return f"{teacher}{cfg.task} {cfg.objective} {cfg.model} seed {cfg.seed}"
 
 
-def _ended(cfg: TrialConfig, run_dir: Path, result) -> dict:
-    """The trial's record; for a trial Ray ended before it wrote one (stopped early by the
-    scheduler, or killed), a record saying so, with the epochs it reported."""
+def _ended(cfg: TrialConfig, run_dir: Path, state, result) -> dict:
+    """The trial's record. A trial Ray ended before it wrote one (stopped early by the scheduler,
+    or killed) gets one saying so, with the epochs it reported (``state``, from LiveProgress)."""
     trial_dir = cfg.trial_dir(run_dir)
     if (trial_dir / RECORD).exists():
         return read_json(trial_dir / RECORD)
-    frame = result.metrics_dataframe if result is not None else None
-    rows = [] if frame is None or "epoch" not in frame else frame.to_dict("records")
+    reports = state.reports if state else []
     epochs = [
-        {
-            "epoch": int(r["epoch"]),
-            "train_loss": r["train_loss"],
-            r["split"]: {k: r[k] for k in r["dev_keys"].split(",")},
-        }
-        for r in rows
+        {"epoch": r["epoch"], "train_loss": r["train_loss"], r["split"]: {k: r[k] for k in r["dev_keys"].split(",")}}
+        for r in reports
     ]
-    if result is not None and result.error is None:
+    if state and state.status == "stopped":
         status, error = "stopped", f"stopped early by the scheduler after epoch {len(epochs)}"
     else:
-        error = result.error if result is not None else "Ray ended the trial before it started"
-        status, error = "failed", f"{type(error).__name__}: {str(error).strip().splitlines()[-1]}"
+        why = getattr(result, "error", None)
+        status = "failed"
+        error = f"{type(why).__name__}: {str(why).strip().splitlines()[0]}" if why else "Ray ended the trial"
     record = {"schema": SCHEMA, "trial_id": cfg.trial_id(), "status": status, "config": cfg.to_dict(), "error": error}
     record["epochs"] = epochs
     write_json(trial_dir / RECORD, record)
@@ -316,10 +329,11 @@ def _run_stages(
                 todo.append(cfg)
         if todo:
             grid = {"job": tune.grid_search([_job(cfg, run_dir, opts) for cfg in todo])}
-            results = _tune(grid, len(todo), run_dir, f"stage{number}", console, opts, _default_label)
+            results, states = _tune(grid, len(todo), run_dir, f"stage{number}", console, opts, _default_label)
             by_result = {job_trial(r.config).trial_id(): r for r in results}
             for cfg in todo:
-                by_id[cfg.trial_id()] = _ended(cfg, run_dir, by_result.get(cfg.trial_id()))
+                state = states.get(str(cfg.trial_dir(run_dir)))
+                by_id[cfg.trial_id()] = _ended(cfg, run_dir, state, by_result.get(cfg.trial_id()))
         for cfg in stage:
             if cfg.save_teacher:
                 publish(cfg, run_dir)
@@ -369,7 +383,10 @@ def run_search(
         else:
             from ray.tune.search.basic_variant import BasicVariantGenerator
 
-            options["search_alg"] = BasicVariantGenerator(random_state=spec.seed)  # the same samples every time
+            # the same samples every time; max_concurrent here, as Tune ignores it for a given generator
+            limit = opts.max_concurrent or 0
+            options["search_alg"] = BasicVariantGenerator(max_concurrent=limit, random_state=spec.seed)
+            options["max_concurrent_trials"] = None
         if spec.scheduler == "asha":
             from ray.tune.schedulers import ASHAScheduler
 
@@ -380,11 +397,13 @@ def run_search(
             values = search.values_of(cfg, keys)
             return f"{cfg.task} {cfg.objective} " + search.label(values)
 
-        results = _tune(space, grid_size * spec.num_samples, run_dir, "search", console, opts, labels, **options)
+        results, states = _tune(
+            space, grid_size * spec.num_samples, run_dir, "search", console, opts, labels, **options
+        )
     records = []
     for result in results:
         cfg = job_trial(result.config)
-        records.append(_ended(cfg, run_dir, result))
+        records.append(_ended(cfg, run_dir, states.get(str(cfg.trial_dir(run_dir))), result))
     done = [r for r in records if r["status"] == "completed"]
     best = max(done, key=lambda r: next(iter(r["final"].values()))[metric], default=None)
     return records, best

@@ -28,6 +28,7 @@ log = logging.getLogger("harness")
 @contextlib.contextmanager
 def run_log(run_dir: Path, *names: str) -> Iterator[None]:
     """The harness's log (and that of the named libraries' loggers) to RUN_DIR/run.log, not the terminal."""
+    run_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(run_dir / LOG_FILE)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     loggers = [logging.getLogger(name) for name in ("harness", *names)]

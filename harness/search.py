@@ -51,8 +51,13 @@ class Dimension:
 
 
 def _scalar(text: str) -> Any:
-    value = yaml.safe_load(text)
-    return value if isinstance(value, (int, float, str, bool)) else text
+    """``3`` -> 3, ``2e-3`` -> 0.002, ``true`` -> True, anything else stays a string."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def parse_dimension(key: str, spec: Any, where: str = "--search") -> Dimension:
@@ -141,15 +146,16 @@ def check(dims: list[Dimension], base: TrialConfig, objective_cls) -> list[Dimen
             raise HarnessError(f"{where}: takes whole numbers; use randint, choice or grid")
         values = []
         for value in dim.corners():
-            if dot:
-                value = objective_cls.resolve_hparams({name: value})[name]
-                stages = objective_cls.teacher_stages(objective_cls.resolve_hparams({name: value}))
-                if stages != objective_cls.teacher_stages(objective_cls.resolve_hparams({})):
-                    raise HarnessError(f"{where}: changes the teacher; tune searches the student's settings only")
             try:
+                if dot:
+                    value = objective_cls.resolve_hparams({name: value})[name]
                 apply(base, {dim.key: value})
             except (HarnessError, TypeError) as exc:
                 raise HarnessError(f"{where}: value {value!r}: {exc}") from None
+            if dot and objective_cls.teacher_stages(
+                objective_cls.resolve_hparams({name: value})
+            ) != objective_cls.teacher_stages(objective_cls.resolve_hparams({})):
+                raise HarnessError(f"{where}: changes the teacher; tune searches the student's settings only")
             values.append(value)
         if dot and dim.kind in ("choice", "grid"):
             dim = replace(dim, values=tuple(values))

@@ -89,7 +89,8 @@ def cmd_tune(loaded, args, console: Console) -> int:
     metric = args.metric or task.primary
     if metric not in task.metrics:
         raise HarnessError(f"--metric {metric}: {task.name} reports {', '.join(task.metrics)}")
-    num_samples = args.num_samples or (1 if args.search_alg == "grid" else 8)
+    only_grid = args.search_alg == "grid" or all(d.kind == "grid" for d in dims)
+    num_samples = args.num_samples or (1 if only_grid else 8)
     if num_samples < 1:
         raise HarnessError(f"--num-samples {num_samples}: must be at least 1")
     spec = Search(dims, args.search_alg, args.scheduler, num_samples, metric, seed=args.seed)

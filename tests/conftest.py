@@ -8,6 +8,7 @@ from harness.cli import main
 
 os.environ.pop("HARNESS_GLUE_DIR", None)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["HARNESS_EXECUTOR"] = "local"  # fast in-process trials; tests of the Ray path say --executor ray
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,40 +1,197 @@
-"""The Ray executor: each trial a Ray Tune trial running a Ray Train TorchTrainer of DeepSpeed workers."""
+"""The Ray path: each trial a Ray Tune trial running a Ray Train TorchTrainer of DeepSpeed workers,
+on a local Ray of this machine's CPUs (2 on CI)."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+import yaml
 from rich.console import Console
 
 from harness.planner import make_plan
-from harness.runner import run_local
+from harness.ray_executor import RayOptions, run_ray
+from harness.results import read_json
+from harness.runner import read_plan, run_local
+from tests.test_workers import NO_DROPOUT
+
+QUIET = Console(quiet=True)
 
 
-def test_ray_and_local_give_the_same_records(loaded, tmp_path):
-    from harness.ray_executor import run_ray
-
-    plan = make_plan(loaded, "smoke", ["sentiment"], ["ce"], "tiny", [1, 2], check_model=False, epochs=1, threads=1)
-    local = run_local(plan, tmp_path / "local", loaded, Console(quiet=True), quiet=True)
-    remote = run_ray(plan, tmp_path / "ray", Console(quiet=True))
-    assert [r["status"] for r in remote] == ["completed", "completed"]
+def test_a_four_trial_grid_gives_the_records_of_the_local_executor(loaded, tmp_path):
+    plan = make_plan(
+        loaded, "smoke", ["sentiment"], ["ce", "cmi_min"], "tiny", [1, 2], check_model=False, epochs=2, threads=1
+    )
+    local = run_local(plan, tmp_path / "local", loaded, QUIET, quiet=True)
+    remote = run_ray(plan, tmp_path / "ray", QUIET, RayOptions(max_concurrent=2, quiet=True))
+    assert [r["status"] for r in remote] == ["completed"] * 4
     for a, b in zip(local, remote, strict=True):
         assert a["trial_id"] == b["trial_id"]
         assert a["epochs"] == b["epochs"] and a["final"] == b["final"]  # the same numbers, bit for bit
-    assert (tmp_path / "ray" / "trials" / local[0]["trial_id"] / "record.json").exists()
+        assert (tmp_path / "ray" / "trials" / a["trial_id"] / "worker-0.log").exists()
+    log = (tmp_path / "ray" / "run.log").read_text()
+    assert log.count("epoch 2, accuracy") == 4 and log.count("✓") == 4
 
 
-def test_unreachable_address_is_one_line_and_fast(cli, tmp_path):
-    code, _, err = cli(
-        "run",
-        "--executor",
-        "ray",
-        "--address",
-        "127.0.0.1:9",
-        "--tasks",
-        "sentiment",
-        "--seeds",
-        "1",
-        "--epochs",
-        "1",
-        "--output-dir",
-        str(tmp_path),
+FLAKY = """
+import torch
+import torch.nn.functional as F
+from harness import LossOutput, Objective, hookimpl
+
+class Flaky(Objective):
+    name = "flaky"
+    description = "cross-entropy that raises when trained with seed 2"
+
+    def loss(self, out):
+        if torch.initial_seed() == 2:
+            raise RuntimeError("flaky objective: seed 2 is cursed")
+        return LossOutput(F.cross_entropy(out.logits, out.labels))
+
+@hookimpl
+def harness_objectives():
+    return [Flaky]
+"""
+
+
+def test_a_plugin_objective_that_raises_fails_only_its_trial_after_its_retries(cli, tmp_path, monkeypatch):
+    (tmp_path / "flaky_plugin.py").write_text(FLAKY)
+    monkeypatch.syspath_prepend(str(tmp_path))  # here only: the workers get it through Ray's runtime env
+    out = tmp_path / "runs"
+    args = ["--tasks", "sentiment", "--objectives", "flaky", "--seeds", "1,2,3", "--epochs", "1", "--threads", "1"]
+    code, stdout, _ = cli(
+        "--plugin", "flaky_plugin", "run", "--executor", "ray", *args, "--retries", "1", "--output-dir", str(out)
     )
-    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert code == 1  # a trial failed
+    (run_dir,) = out.iterdir()
+    records = {r["config"]["seed"]: r for r in map(read_json, run_dir.glob("trials/*/record.json"))}
+    assert {s: r["status"] for s, r in records.items()} == {1: "completed", 2: "failed", 3: "completed"}
+    assert "RuntimeError: flaky objective: seed 2 is cursed" in records[2]["error"]
+    assert "seed 2: failed: RuntimeError: flaky objective" in stdout
+    assert (run_dir / "run.log").read_text().count("failed; retrying") == 1
+
+
+def test_two_ray_workers_follow_the_one_worker_loss_curve(loaded, tmp_path, monkeypatch):
+    from harness import plugins as plugin_loader
+
+    (tmp_path / "nodrop_plugin.py").write_text(NO_DROPOUT)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    loaded = plugin_loader.load(("nodrop_plugin",))
+    plan = make_plan(
+        loaded, "smoke", ["nli"], ["ce"], "tiny-nodrop", [1], check_model=False, epochs=2, threads=1,
+        plugins=("nodrop_plugin",),
+    )  # fmt: skip
+    (one,) = run_local(plan, tmp_path / "one", loaded, QUIET, quiet=True)
+    (two,) = run_ray(plan, tmp_path / "two", QUIET, RayOptions(workers=2, quiet=True))
+    assert two["status"] == "completed", two.get("error")
+    assert [e["train_loss"] for e in two["epochs"]] == pytest.approx([e["train_loss"] for e in one["epochs"]], rel=1e-3)
+    assert (tmp_path / "two" / "trials" / two["trial_id"] / "worker-1.log").exists()
+
+
+def test_asha_stops_a_poor_trial_early_and_the_best_config_is_saved(cli, tmp_path):
+    code, out, err = cli(
+        "tune", "--tasks", "sentiment", "--search", "lr=grid:2e-3,1e-7", "--scheduler", "asha", "--epochs", "3",
+        "--threads", "1", "--max-concurrent-trials", "1", "--output-dir", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0, err
+    (run_dir,) = tmp_path.iterdir()
+    table = pd.read_csv(run_dir / "search.csv").set_index("lr")
+    assert table.loc[2e-3, "status"] == "completed" and table.loc[2e-3, "epochs"] == 3
+    assert table.loc[1e-7, "status"] == "stopped" and table.loc[1e-7, "epochs"] == 1  # 1 of 3 epochs
+    assert table.loc[1e-7, "accuracy"] < table.loc[2e-3, "accuracy"]
+    best = yaml.safe_load((run_dir / "best.yaml").read_text())
+    assert best["lr"] == 2e-3 and best["tasks"] == ["sentiment"] and best["epochs"] == 3
+    assert "stopped early after epoch 1" in out and "best: lr=0.002 -> accuracy" in out
+    stopped = read_json(next(p for p in run_dir.glob("trials/*/record.json") if read_json(p)["status"] == "stopped"))
+    assert [e["epoch"] for e in stopped["epochs"]] == [1] and "accuracy" in stopped["epochs"][0]["validation"]
+
+
+AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")  # poll for their raylet; gone a minute or two later
+
+
+def _ray_processes(pids: set[int], agents: bool = True) -> list[psutil.Process]:
+    alive = []
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            if p.status() != psutil.STATUS_ZOMBIE and (agents or not " ".join(p.cmdline()).startswith(AGENTS)):
+                alive.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _start(tmp_path: Path, *args: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "harness", "run", "--executor", "ray", "--tasks", "sentiment", "--threads", "1"]
+    return subprocess.Popen(
+        [*cmd, *args, "--output-dir", str(tmp_path), "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
+
+
+def _wait_for(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_a_sigkilled_driver_resumes_without_redoing_finished_trials(cli, loaded, tmp_path):
+    runs = tmp_path / "runs"
+    driver = _start(runs, "--seeds", "1,2,3", "--epochs", "2", "--max-concurrent-trials", "1")
+    records = lambda: list(runs.glob("*/trials/*/record.json"))  # noqa: E731
+    _wait_for(lambda: len(records()) >= 1, 240, "a first finished trial")
+    children = {p.pid for p in psutil.Process(driver.pid).children(recursive=True)}
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(10)
+    _wait_for(lambda: not _ray_processes(children, agents=False), 60, "Ray to go with its driver")
+    for p in _ray_processes(children):  # not to leave them to the rest of the suite
+        p.kill()
+    (run_dir,) = runs.iterdir()
+    finished = {p: p.read_bytes() for p in records()}
+    assert 1 <= len(finished) < 3
+    code, out, err = cli("run", "--resume", str(run_dir), "--executor", "ray", "--quiet")
+    assert code == 0, err
+    assert all(p.read_bytes() == data for p, data in finished.items())  # not redone
+    resumed = {r["trial_id"]: r for r in map(read_json, records())}
+    assert len(resumed) == 3 and all(r["status"] == "completed" for r in resumed.values())
+    straight = run_local(read_plan(run_dir), tmp_path / "straight", loaded, QUIET, quiet=True)
+    for r in straight:  # the same numbers as a run nobody interrupted
+        assert resumed[r["trial_id"]]["epochs"] == r["epochs"]
+
+
+def test_ctrl_c_stops_the_run_and_ray_with_it(tmp_path):
+    driver = _start(tmp_path, "--seeds", "1,2", "--epochs", "50")
+    _wait_for(lambda: "started" in "".join(p.read_text() for p in tmp_path.glob("*/run.log")), 240, "a trial start")
+    children = {p.pid for p in psutil.Process(driver.pid).children(recursive=True)}
+    assert children  # Ray's processes
+    driver.send_signal(signal.SIGINT)
+    _, err = driver.communicate(timeout=60)
+    assert driver.returncode == 130, err
+    assert "harness run --resume" in err or "interrupted" in err
+    _wait_for(lambda: not _ray_processes(children), 30, "Ray to shut down")
+
+
+@pytest.mark.parametrize("command", [["run", "--executor", "ray"], ["tune", "--search", "lr=choice:1e-5"]])
+def test_unreachable_address_is_one_line_and_fast(cli, tmp_path, command):
+    started = time.monotonic()
+    code, _, err = cli(*command, "--address", "127.0.0.1:9", "--tasks", "sentiment", "--output-dir", str(tmp_path))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "--address 127.0.0.1:9: nothing answers there" in err
+    assert time.monotonic() - started < 30
     assert not any(tmp_path.iterdir())  # refused before a run directory was made
+
+
+def test_the_default_executor_is_ray(monkeypatch):
+    from harness.cli import build_parser
+
+    monkeypatch.delenv("HARNESS_EXECUTOR")
+    assert build_parser().parse_args(["run"]).executor == "ray"
+    assert os.environ.get("HARNESS_EXECUTOR") is None
