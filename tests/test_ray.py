@@ -195,3 +195,17 @@ def test_the_default_executor_is_ray(monkeypatch):
     monkeypatch.delenv("HARNESS_EXECUTOR")
     assert build_parser().parse_args(["run"]).executor == "ray"
     assert os.environ.get("HARNESS_EXECUTOR") is None
+
+
+def test_an_optuna_search_samples_within_the_space(cli, tmp_path):
+    code, out, err = cli(
+        "tune", "--tasks", "sentiment", "--search", "lr=loguniform:1e-3:3e-3", "--search-alg", "optuna",
+        "--num-samples", "2", "--epochs", "1", "--threads", "1", "--max-concurrent-trials", "2",
+        "--output-dir", str(tmp_path), "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    (run_dir,) = tmp_path.iterdir()
+    table = pd.read_csv(run_dir / "search.csv")
+    assert list(table["status"]) == ["completed"] * 2
+    assert table["lr"].between(1e-3, 3e-3).all() and table["lr"].nunique() == 2
+    assert yaml.safe_load((run_dir / "best.yaml").read_text())["lr"] == table["lr"].iloc[0]  # sorted best first
