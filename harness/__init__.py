@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from harness.engine import sum_over_ranks
 from harness.hookspecs import hookimpl
 from harness.objective import HParam, LossOutput, Objective
 
@@ -10,4 +11,4 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["HParam", "LossOutput", "Objective", "__version__", "hookimpl"]
+__all__ = ["HParam", "LossOutput", "Objective", "__version__", "hookimpl", "sum_over_ranks"]

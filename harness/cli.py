@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -13,10 +14,14 @@ from rich.table import Table
 from harness.errors import HarnessError
 
 EPILOG = """examples:
-  harness run                              # smoke suite, tiny model, offline, under a minute
+  harness run                              # smoke suite, tiny model, offline, on a local Ray
+  harness run --executor local             # the same trials in this process (fastest for tiny ones)
   harness run --suite glue --tasks rte,mrpc --objectives ce,cmi_min --model minilm-l6 --data-dir ../shared/glue
   harness run --suite glue --tasks rte --objectives ce,kd,cmi_max_kd --model minilm-l6:half \\
       --teacher-model minilm-l6 --data-dir ../shared/glue
+  harness tune --suite glue --tasks rte --objectives cmi_min --model minilm-l6 --data-dir ../shared/glue \\
+      --search lr=loguniform:1e-5:1e-4 --search cmi_min.lambda=choice:0.01,0.1,0.5 --scheduler asha
+  harness run --resume runs/RUN_DIR        # finish an interrupted run
   harness report runs/RUN_DIR              # rebuild a run's comparison report
   harness list                             # objectives, models, suites, reporters, with their packages
   harness list --details cmi_min           # one entry's hyper-parameters or tasks
@@ -203,6 +208,9 @@ def _ray_options(p: argparse.ArgumentParser) -> None:
         help="ray: GPUs per worker (default: 1 on a local Ray of a machine with CUDA GPUs, else 0)",
     )
     p.add_argument("--max-concurrent-trials", type=_number(int), help="ray: trials running at once (default: as fit)")
+    p.add_argument(
+        "--dashboard", action="store_true", help="ray: start a local Ray's dashboard on 127.0.0.1 (needs ray[default])"
+    )
 
 
 def config_tokens(path: str, parser: Parser, command: str) -> list[str]:
@@ -320,6 +328,8 @@ def ray_options(args):
         gpus = 1 if torch.cuda.is_available() and not args.address else 0
     if gpus < 0:
         raise HarnessError(f"--gpus-per-worker {gpus}: must be 0 or more")
+    if args.dashboard and importlib.util.find_spec("aiohttp") is None:
+        raise HarnessError("--dashboard needs Ray's dashboard packages: pip install 'ray[default]'")
     return RayOptions(
         address=args.address,
         storage=args.storage,
@@ -328,6 +338,7 @@ def ray_options(args):
         max_concurrent=args.max_concurrent_trials,
         retries=args.retries,
         quiet=args.quiet,
+        dashboard=args.dashboard,
     )
 
 

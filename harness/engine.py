@@ -51,6 +51,18 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
+def sum_over_ranks(t: torch.Tensor) -> torch.Tensor:
+    """``t`` summed over the workers of this trial (``t`` itself with one worker); NCCL sums on the GPU."""
+    import torch.distributed as dist
+
+    if world()[1] == 1:
+        return t
+    on = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else t.device
+    total = t.to(on, copy=True)
+    dist.all_reduce(total)
+    return total.to(t.device)
+
+
 def ds_config(cfg: TrialConfig, workers: int = 1) -> dict:
     """--batch-size is the global batch: each of the ``workers`` ranks takes batch_size / workers."""
     return {

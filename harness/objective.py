@@ -16,7 +16,9 @@ An objective turns one forward pass into a scalar training loss. The training lo
   The harness plans, runs and shares these trials;
 * ``loss(out)``: the scalar loss plus named parts the loop logs;
 * optionally ``on_step_end``/``on_epoch_end`` to keep state (e.g. class centroids),
-  with ``state_dict``/``load_state_dict`` so that state is checkpointed (tensors only);
+  with ``state_dict``/``load_state_dict`` so that state is checkpointed (tensors only).
+  With several workers per trial each sees its share of the global batch: statistics meant
+  to cover the batch are summed with ``harness.sum_over_ranks``;
 * optionally ``wants_train_pass = True``: before training and after each epoch the loop then
   runs an eval-mode pass over the training data, calling ``on_pass_batch`` per batch and
   ``on_pass_end`` after the last (e.g. to compute exact class centroids).

@@ -17,12 +17,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.util
+import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ray import tune
 from rich.console import Console
 
 from harness import checkpoint, search
@@ -31,6 +33,8 @@ from harness.errors import HarnessError, TrialFailed
 from harness.planner import Plan
 from harness.results import RECORD, SCHEMA, completed_record, read_json, write_json
 from harness.runner import LOG_FILE, line, publish, run_log, skipped
+
+log = logging.getLogger("harness")
 
 # Train V2 (function trainables that build a TorchTrainer); Tune's own console output off;
 # Ctrl-C raises KeyboardInterrupt here, so Ray is shut down and the run can be resumed.
@@ -42,6 +46,9 @@ RAY_ENV = {
     # Each trial starts three processes (Tune trial, Train controller, worker) at once; Ray's
     # default of one start per core queues them and warns about it.
     "RAY_worker_maximum_startup_concurrency": str(4 * (os.cpu_count() or 1)),
+    # How often the Train controller polls its workers: it notices a finished trial within 0.5 s
+    # rather than 2 s, which is most of a short trial's tear-down.
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
 }
 for _key, _value in RAY_ENV.items():
     os.environ.setdefault(_key, _value)
@@ -56,6 +63,7 @@ class RayOptions:
     max_concurrent: int | None = None
     retries: int = 0  # a failed trial is run again this many times
     quiet: bool = False
+    dashboard: bool = False  # a local Ray's dashboard, on 127.0.0.1
 
 
 def job_trial(tune_config: dict) -> TrialConfig:
@@ -74,6 +82,8 @@ def _worker(config: dict) -> None:
     trial_dir = Path(config["trial_dir"])
     trial_dir.mkdir(parents=True, exist_ok=True)
     rank = ray.train.get_context().get_world_rank()
+    if rank == 0:  # for ReleaseResources, should Tune stop this trial before Ray Train cleans up
+        (trial_dir / PLACEMENT_GROUP).write_text(ray.util.get_current_placement_group().id.hex())
     log = os.open(trial_dir / f"worker-{rank}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 1)  # this process runs one trial: its output (DeepSpeed, warnings) goes to the trial
     os.dup2(log, 2)
@@ -103,9 +113,42 @@ def _worker(config: dict) -> None:
     record = run_trial(config["trial"], trial_dir, progress)
     if record["status"] != "completed":  # Tune counts it as an error (and retries it, if asked)
         raise TrialFailed(record.get("error", record["status"]))
-    for epoch in record["epochs"]:  # completed earlier (a resumed run, a repeated sample): Tune sees it too
-        if epoch["epoch"] not in reported:
-            report(epoch, record["primary_metric"])
+    for epoch in [] if reported else record["epochs"]:  # completed earlier (a repeated sample): Tune sees it
+        report(epoch, record["primary_metric"])
+
+
+PLACEMENT_GROUP = ".placement_group"
+
+
+class ReleaseResources(tune.Callback):
+    """A Tune callback that removes a trial's worker placement group when the trial ends.
+
+    Ray Train removes it itself when training ends; but a trial Tune stops (an early stop by
+    the scheduler) kills the Train controller first, and Train's fallback cleaner needs Ray's
+    state API (the dashboard), which a quiet local Ray does not run: the group's CPUs would
+    stay reserved and later trials would wait for them forever."""
+
+    def __init__(self, trial_dir: Callable[[dict], Path]):
+        self.trial_dir = trial_dir
+
+    def release(self, trial) -> None:
+        from ray._raylet import PlacementGroupID
+        from ray.util import placement_group_table
+        from ray.util.placement_group import PlacementGroup, remove_placement_group
+
+        path = self.trial_dir(trial.config) / PLACEMENT_GROUP
+        if path.exists():
+            group = PlacementGroup(PlacementGroupID(bytes.fromhex(path.read_text())))
+            if placement_group_table(group).get("state") not in ("REMOVED", None):
+                remove_placement_group(group)
+                log.info("released the placement group Ray Train left behind by %s", path.parent.name)
+            path.unlink(missing_ok=True)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.release(trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.release(trial)
 
 
 def _trainable(tune_config: dict) -> None:
@@ -161,9 +204,9 @@ def check_address(address: str) -> None:
 
 
 def _runtime_env(plugins: tuple[str, ...]) -> dict:
-    """What workers need of this driver's environment: HARNESS_* variables, and the directories
+    """What workers need of this driver's environment: HARNESS_* and RAY_ENV variables, the directories
     that make ``--plugin`` modules importable (on a cluster: a path every node can read)."""
-    env = {k: v for k, v in os.environ.items() if k.startswith("HARNESS_")}
+    env = {k: v for k, v in os.environ.items() if k.startswith("HARNESS_") or k in RAY_ENV}
     roots = []
     for module in plugins:
         spec = importlib.util.find_spec(module)
@@ -184,7 +227,7 @@ def ray_session(run_dir: Path, opts: RayOptions, plugins: tuple[str, ...]) -> It
 
     # A local Ray gets one logical CPU more than the machine has: each Tune trial's driver holds
     # 0.01 CPU while it only waits for its workers, who reserve --threads CPUs each.
-    local = {"num_cpus": (os.cpu_count() or 1) + 1} if not opts.address else {}
+    local = {"num_cpus": (os.cpu_count() or 1) + 1, "include_dashboard": opts.dashboard, "dashboard_host": "127.0.0.1"}
     if opts.address:
         check_address(opts.address)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -192,11 +235,10 @@ def ray_session(run_dir: Path, opts: RayOptions, plugins: tuple[str, ...]) -> It
         with open(run_dir / LOG_FILE, "a") as log, contextlib.redirect_stderr(log):  # Ray's start-up notices
             ray.init(
                 address=opts.address,
-                include_dashboard=False,
                 log_to_driver=False,
                 configure_logging=False,
                 runtime_env=_runtime_env(plugins),
-                **local,
+                **({} if opts.address else local),
             )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise HarnessError(
@@ -222,7 +264,6 @@ def _tune(
 ):
     """One Tune run of ``_trainable`` over ``param_space``, with live progress; its ResultGrid, and
     the trials' states as the progress display saw them, by trial directory."""
-    from ray import tune
 
     from harness.live import LiveProgress
 
@@ -246,14 +287,14 @@ def _tune(
         param_space=param_space,
         tune_config=tune.TuneConfig(
             trial_name_creator=lambda t: job_trial(t.config).trial_id(),
-            trial_dirname_creator=lambda t: job_trial(t.config).trial_id(),
+            trial_dirname_creator=lambda t: f"{job_trial(t.config).trial_id()}-{t.trial_id}",
             **tune_config,
         ),
         run_config=tune.RunConfig(
             name=name,
             storage_path=_storage(run_dir, opts),
             verbose=0,
-            callbacks=[progress],
+            callbacks=[progress, ReleaseResources(lambda config: job_trial(config).trial_dir(run_dir))],
             failure_config=tune.FailureConfig(max_failures=opts.retries),
         ),
     )
@@ -310,8 +351,6 @@ def _run_stages(
 ) -> dict[str, dict]:
     """Runs ``trials`` stage by stage (teachers before their students); records by trial id.
     Trials already completed are not submitted again."""
-    from ray import tune
-
     by_id: dict[str, dict] = {}
     for number, stage in enumerate(stages(trials)):
         todo = []
@@ -390,7 +429,10 @@ def run_search(
         if spec.scheduler == "asha":
             from ray.tune.schedulers import ASHAScheduler
 
-            options["scheduler"] = ASHAScheduler(max_t=base.epochs, grace_period=1, reduction_factor=2)
+            # stop_last_trials=False: a trial that reaches the last epoch ends by itself, records and all
+            options["scheduler"] = ASHAScheduler(
+                max_t=base.epochs, grace_period=1, reduction_factor=2, stop_last_trials=False
+            )
         keys = [d.key for d in dims]
 
         def labels(cfg: TrialConfig) -> str:

@@ -71,11 +71,8 @@ def _forward(engine, batch: dict[str, torch.Tensor], tap: _FeatureTap | None) ->
 
 
 def _mean_over_ranks(loss: float, parts: dict[str, float]) -> tuple[float, dict[str, float]]:
-    import torch.distributed as dist
-
-    values = torch.tensor([loss, *parts.values()], dtype=torch.float64)
-    dist.all_reduce(values)
-    values /= dist.get_world_size()
+    values = ds_engine.sum_over_ranks(torch.tensor([loss, *parts.values()], dtype=torch.float64))
+    values /= ds_engine.world()[1]
     return float(values[0]), dict(zip(parts, values[1:].tolist(), strict=True))
 
 

@@ -41,7 +41,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from harness import HParam, LossOutput, Objective, hookimpl
+from harness import HParam, LossOutput, Objective, hookimpl, sum_over_ranks
 from harness.objective import Outputs
 
 EPS = 1e-12
@@ -101,14 +101,22 @@ class _CentroidObjective(Objective):
         return (cross * other).sum(-1).mean() / (self.num_labels - 1)
 
     # -- centroid estimation ----------------------------------------------------------------------
-    def _class_sums(self, p: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _class_sums(
+        self, p: torch.Tensor, labels: torch.Tensor, over_ranks: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-class sums of P_x and counts; ``over_ranks``: of the global batch, when several
+        workers each hold part of it, so every worker keeps the centroids one worker would."""
         sums = torch.zeros(self.num_labels, p.shape[-1], dtype=torch.float64).index_add_(
             0, labels.cpu(), p.detach().double().cpu()
         )
-        return sums, torch.bincount(labels.cpu(), minlength=self.num_labels).double()
+        counts = torch.bincount(labels.cpu(), minlength=self.num_labels).double()
+        if not over_ranks:
+            return sums, counts
+        both = sum_over_ranks(torch.cat([sums, counts[:, None]], dim=1))
+        return both[:, :-1], both[:, -1]
 
-    def _accumulate(self, p: torch.Tensor, labels: torch.Tensor) -> None:
-        sums, counts = self._class_sums(p, labels)
+    def _accumulate(self, p: torch.Tensor, labels: torch.Tensor, over_ranks: bool = False) -> None:
+        sums, counts = self._class_sums(p, labels, over_ranks)
         self.sums = sums if self.sums is None else self.sums + sums
         self.counts += counts
 
@@ -129,9 +137,9 @@ class _CentroidObjective(Objective):
             return
         p = self.distribution(out)
         if self.hp["centroids"] == "epoch":
-            self._accumulate(p, out.labels)
+            self._accumulate(p, out.labels, over_ranks=True)
             return
-        sums, counts = self._class_sums(p, out.labels)
+        sums, counts = self._class_sums(p, out.labels, over_ranks=True)
         seen = counts > 0
         means = sums[seen] / counts[seen, None]
         if self.q is None:

@@ -1,6 +1,7 @@
 """The Ray path: each trial a Ray Tune trial running a Ray Train TorchTrainer of DeepSpeed workers,
 on a local Ray of this machine's CPUs (2 on CI)."""
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -108,6 +109,10 @@ def test_asha_stops_a_poor_trial_early_and_the_best_config_is_saved(cli, tmp_pat
     assert "stopped early after epoch 1" in out and "best: lr=0.002 -> accuracy" in out
     stopped = read_json(next(p for p in run_dir.glob("trials/*/record.json") if read_json(p)["status"] == "stopped"))
     assert [e["epoch"] for e in stopped["epochs"]] == [1] and "accuracy" in stopped["epochs"][0]["validation"]
+    # Tune killed the stopped trial's Train controller: its workers' CPU was released by the harness
+    # (else later trials would wait for it), while the completed trial's was released by Ray Train
+    released = [line for line in (run_dir / "run.log").read_text().splitlines() if "released the placement" in line]
+    assert len(released) == 1 and stopped["trial_id"] in released[0]
 
 
 AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")  # poll for their raylet; gone a minute or two later
@@ -187,6 +192,14 @@ def test_unreachable_address_is_one_line_and_fast(cli, tmp_path, command):
     assert "--address 127.0.0.1:9: nothing answers there" in err
     assert time.monotonic() - started < 30
     assert not any(tmp_path.iterdir())  # refused before a run directory was made
+
+
+def test_a_dashboard_without_its_packages_is_refused_in_one_line(cli, tmp_path):
+    if importlib.util.find_spec("aiohttp"):
+        pytest.skip("ray[default] is installed here")
+    code, _, err = cli("run", "--executor", "ray", "--dashboard", "--output-dir", str(tmp_path))
+    assert code == 2 and "--dashboard needs Ray's dashboard packages: pip install 'ray[default]'" in err
+    assert not any(tmp_path.iterdir())
 
 
 def test_the_default_executor_is_ray(monkeypatch):

@@ -52,7 +52,8 @@ def harness_models():
 """
 
 
-def test_two_workers_follow_the_one_worker_loss_curve(tmp_path, monkeypatch):
+@pytest.mark.parametrize("objective, args", [("ce", None), ("cmi_min", "cmi_min.lambda=1,cmi_min.beta=0.1")])
+def test_two_workers_follow_the_one_worker_loss_curve(tmp_path, monkeypatch, objective, args):
     # Without dropout the only randomness is the batch order, which both runs share: the two
     # workers' half batches must give the one worker's whole-batch curve up to float rounding.
     from harness import plugins as plugin_loader
@@ -64,9 +65,10 @@ def test_two_workers_follow_the_one_worker_loss_curve(tmp_path, monkeypatch):
         loaded,
         "smoke",
         ["nli"],
-        ["ce"],
+        [objective],
         "tiny-nodrop",
         [1],
+        args,  # cmi_min: the class centroids must cover the global batch, not each worker's half
         check_model=False,
         epochs=2,
         threads=1,
@@ -79,5 +81,7 @@ def test_two_workers_follow_the_one_worker_loss_curve(tmp_path, monkeypatch):
     curve_one = [e["train_loss"] for e in one["epochs"]]
     curve_two = [e["train_loss"] for e in two["epochs"]]
     assert curve_two == pytest.approx(curve_one, rel=1e-3)
+    parts = lambda record: [e["train_parts"] for e in record["epochs"]]  # noqa: E731
+    assert parts(two) == [pytest.approx(p, rel=1e-3) for p in parts(one)]
     assert two["final"]["validation"]["accuracy"] == pytest.approx(one["final"]["validation"]["accuracy"], abs=0.01)
     assert two["data"]["train_examples"] == one["data"]["train_examples"]
