@@ -124,9 +124,10 @@ class ReleaseResources(tune.Callback):
     """A Tune callback that removes a trial's worker placement group when the trial ends.
 
     Ray Train removes it itself when training ends; but a trial Tune stops (an early stop by
-    the scheduler) kills the Train controller first, and Train's fallback cleaner needs Ray's
-    state API (the dashboard), which a quiet local Ray does not run: the group's CPUs would
-    stay reserved and later trials would wait for them forever."""
+    the scheduler), and now and then one that ends as Tune tears it down, loses its Train
+    controller first, and Train's fallback cleaner needs Ray's state API (the dashboard), which
+    a quiet local Ray does not run: the group's CPUs would stay reserved and later trials would
+    wait for them forever (seen: a search stuck after its first two trials)."""
 
     def __init__(self, trial_dir: Callable[[dict], Path]):
         self.trial_dir = trial_dir

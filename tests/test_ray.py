@@ -109,10 +109,10 @@ def test_asha_stops_a_poor_trial_early_and_the_best_config_is_saved(cli, tmp_pat
     assert "stopped early after epoch 1" in out and "best: lr=0.002 -> accuracy" in out
     stopped = read_json(next(p for p in run_dir.glob("trials/*/record.json") if read_json(p)["status"] == "stopped"))
     assert [e["epoch"] for e in stopped["epochs"]] == [1] and "accuracy" in stopped["epochs"][0]["validation"]
-    # Tune killed the stopped trial's Train controller: its workers' CPU was released by the harness
-    # (else later trials would wait for it), while the completed trial's was released by Ray Train
+    # Tune killed the stopped trial's Train controller, so the harness released its workers' CPU
+    # (else later trials would wait for it forever)
     released = [line for line in (run_dir / "run.log").read_text().splitlines() if "released the placement" in line]
-    assert len(released) == 1 and stopped["trial_id"] in released[0]
+    assert any(stopped["trial_id"] in line for line in released)
 
 
 AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")  # poll for their raylet; gone a minute or two later
