@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import HarnessError
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
 
         loaded = plugin_loader.load(tuple(args.plugin))
         for w in loaded.warnings:
-            err.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+            err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
         if args.command == "list":
             return cmd_list(loaded, console, args.details)
         if args.command == "env":
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as exc:
         if args.debug:
             raise
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted")
