@@ -379,7 +379,7 @@ def _execute(plan, run_dir: Path, loaded, args, console: Console) -> int:
         raise
     write_report(loaded, [run_dir], run_dir / "report", None, console)
     failed = sum(r["status"] != "completed" for r in records)
-    console.print(f"records: {run_dir}/trials/*/record.json; log: {run_dir}/run.log")
+    console.print(f"records: {run_dir}/trials/*/record.json; log: {run_dir}/run.log", soft_wrap=True)
     return 1 if failed else 0
 
 
