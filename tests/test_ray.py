@@ -29,7 +29,8 @@ def test_a_four_trial_grid_gives_the_records_of_the_local_executor(loaded, tmp_p
         loaded, "smoke", ["sentiment"], ["ce", "cmi_min"], "tiny", [1, 2], check_model=False, epochs=2, threads=1
     )
     local = run_local(plan, tmp_path / "local", loaded, QUIET, quiet=True)
-    remote = run_ray(plan, tmp_path / "ray", QUIET, RayOptions(max_concurrent=2, quiet=True))
+    store = tmp_path / "storage"  # --storage: where Ray keeps its experiment state
+    remote = run_ray(plan, tmp_path / "ray", QUIET, RayOptions(max_concurrent=2, quiet=True, storage=str(store)))
     assert [r["status"] for r in remote] == ["completed"] * 4
     for a, b in zip(local, remote, strict=True):
         assert a["trial_id"] == b["trial_id"]
@@ -37,20 +38,24 @@ def test_a_four_trial_grid_gives_the_records_of_the_local_executor(loaded, tmp_p
         assert (tmp_path / "ray" / "trials" / a["trial_id"] / "worker-0.log").exists()
     log = (tmp_path / "ray" / "run.log").read_text()
     assert log.count("epoch 2, accuracy") == 4 and log.count("✓") == 4
+    assert len(list(store.glob("stage0/*/result.json"))) == 4 and not (tmp_path / "ray" / "ray").exists()
 
 
 FLAKY = """
+import os
 import torch
 import torch.nn.functional as F
 from harness import LossOutput, Objective, hookimpl
 
 class Flaky(Objective):
     name = "flaky"
-    description = "cross-entropy that raises when trained with seed 2"
+    description = "cross-entropy that raises with seed 2 and kills its process with seed 3"
 
     def loss(self, out):
         if torch.initial_seed() == 2:
             raise RuntimeError("flaky objective: seed 2 is cursed")
+        if torch.initial_seed() == 3:
+            os._exit(1)  # as the kernel's OOM killer would
         return LossOutput(F.cross_entropy(out.logits, out.labels))
 
 @hookimpl
@@ -59,21 +64,22 @@ def harness_objectives():
 """
 
 
-def test_a_plugin_objective_that_raises_fails_only_its_trial_after_its_retries(cli, tmp_path, monkeypatch):
+def test_a_trial_that_raises_or_dies_fails_alone_after_its_retries(cli, tmp_path, monkeypatch):
     (tmp_path / "flaky_plugin.py").write_text(FLAKY)
     monkeypatch.syspath_prepend(str(tmp_path))  # here only: the workers get it through Ray's runtime env
     out = tmp_path / "runs"
-    args = ["--tasks", "sentiment", "--objectives", "flaky", "--seeds", "1,2,3", "--epochs", "1", "--threads", "1"]
+    args = ["--tasks", "sentiment", "--objectives", "flaky", "--seeds", "1,2,3,4", "--epochs", "1", "--threads", "1"]
     code, stdout, _ = cli(
         "--plugin", "flaky_plugin", "run", "--executor", "ray", *args, "--retries", "1", "--output-dir", str(out)
     )
     assert code == 1  # a trial failed
     (run_dir,) = out.iterdir()
     records = {r["config"]["seed"]: r for r in map(read_json, run_dir.glob("trials/*/record.json"))}
-    assert {s: r["status"] for s, r in records.items()} == {1: "completed", 2: "failed", 3: "completed"}
+    assert {s: r["status"] for s, r in records.items()} == {1: "completed", 2: "failed", 3: "failed", 4: "completed"}
     assert "RuntimeError: flaky objective: seed 2 is cursed" in records[2]["error"]
     assert "seed 2: failed: RuntimeError: flaky objective" in stdout
-    assert (run_dir / "run.log").read_text().count("failed; retrying") == 1
+    assert records[3]["error"] and "seed 3: failed" in stdout  # its worker died: the harness wrote the record
+    assert (run_dir / "run.log").read_text().count("failed; retrying") == 2
 
 
 def test_two_ray_workers_follow_the_one_worker_loss_curve(loaded, tmp_path, monkeypatch):
