@@ -19,6 +19,7 @@ import fcntl
 import importlib.util
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -337,14 +338,23 @@ def _ended(cfg: TrialConfig, run_dir: Path, state, result) -> dict:
     if state and state.status == "stopped":
         status, error = "stopped", f"stopped early by the scheduler after epoch {len(epochs)}"
     else:
-        why = getattr(result, "error", None)
-        status = "failed"
-        error = f"{type(why).__name__}: {str(why).strip().splitlines()[0]}" if why else "Ray ended the trial"
+        status, error = "failed", _reason(getattr(result, "error", None))
     record = {"schema": SCHEMA, "trial_id": cfg.trial_id(), "status": status, "config": cfg.to_dict(), "error": error}
     record["epochs"] = epochs
     write_json(trial_dir / RECORD, record)
     checkpoint.remove(trial_dir)
     return record
+
+
+def _reason(error: BaseException | None) -> str:
+    """Ray's error for a trial that died without a record, on one line: the cause Ray wraps
+    (e.g. "ControllerError: ... its worker process has died ... killed by the OOM killer")."""
+    if error is None:
+        return "Ray ended the trial before it reported anything"
+    cause = getattr(error, "cause", None) or error
+    lines = [" ".join(x.split()) for x in re.sub(r"\x1b\[[0-9;]*m", "", str(cause)).splitlines() if x.strip()]
+    died = [x for x in lines if x.startswith("The actor is dead because")]  # with the exit detail
+    return f"{type(cause).__name__}: " + " ".join(lines[:1] + died[:1])
 
 
 def _run_stages(
