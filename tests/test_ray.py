@@ -41,6 +41,23 @@ def test_a_four_trial_grid_gives_the_records_of_the_local_executor(loaded, tmp_p
     assert len(list(store.glob("stage0/*/result.json"))) == 4 and not (tmp_path / "ray" / "ray").exists()
 
 
+def test_a_student_runs_after_its_teacher_and_matches_the_local_executor(loaded, tmp_path):
+    def plan_in(store):
+        return make_plan(
+            loaded, "smoke", ["sentiment"], ["kd"], "tiny", [1], check_model=False, epochs=1, threads=1,
+            teacher_model="tiny", teacher_store=str(store),
+        )  # fmt: skip
+
+    local = run_local(plan_in(tmp_path / "t1"), tmp_path / "local", loaded, QUIET, quiet=True)
+    remote = run_ray(plan_in(tmp_path / "t2"), tmp_path / "ray", QUIET, RayOptions(quiet=True))
+    assert [r["config"]["save_teacher"] for r in remote] == [True, False]  # teacher stage first
+    assert [r["status"] for r in remote] == ["completed", "completed"]
+    for a, b in zip(local, remote, strict=True):
+        assert a["epochs"] == b["epochs"]
+    assert (tmp_path / "t2" / remote[0]["trial_id"] / "record.json").exists()  # in the teacher store
+    assert (tmp_path / "ray" / "trials" / remote[0]["trial_id"] / "record.json").exists()  # shown in the run
+
+
 FLAKY = """
 import os
 import torch
