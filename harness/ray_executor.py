@@ -279,7 +279,7 @@ def _tune(
             record = read_json(path)
             return ("done" if record["status"] == "completed" else "failed"), line(record, label=state.label)
         if errored:
-            return "failed", f"[red]✗[/] {state.label}: failed; Ray's error is in {run_dir}/run.log"
+            return "failed", f"[red]✗[/] {state.label}: failed without a record; Ray's reason goes into one"
         return "stopped", f"[yellow]■[/] {state.label}: stopped early after epoch {state.epoch} ({state.latest()})"
 
     progress = LiveProgress(console, total, describe, outcome, opts.quiet)
@@ -402,10 +402,10 @@ def run_ray(
 @dataclass(frozen=True)
 class Search:
     dims: list[search.Dimension]
+    metric: str  # a dev metric of the task, maximised
     algorithm: str = "random"  # random | grid | optuna
     scheduler: str = "fifo"  # fifo | asha
     num_samples: int = 8
-    metric: str | None = None  # default: the task's primary dev metric
     seed: int = 0  # of the search algorithm
 
 
@@ -453,10 +453,11 @@ def run_search(
         results, states = _tune(
             space, grid_size * spec.num_samples, run_dir, "search", console, opts, labels, **options
         )
-    records = []
+    by_trial = {}  # a config drawn twice is one trial
     for result in results:
         cfg = job_trial(result.config)
-        records.append(_ended(cfg, run_dir, states.get(str(cfg.trial_dir(run_dir))), result))
+        by_trial[cfg.trial_id()] = _ended(cfg, run_dir, states.get(str(cfg.trial_dir(run_dir))), result)
+    records = list(by_trial.values())
     done = [r for r in records if r["status"] == "completed"]
     best = max(done, key=lambda r: next(iter(r["final"].values()))[metric], default=None)
     return records, best

@@ -93,7 +93,7 @@ def cmd_tune(loaded, args, console: Console) -> int:
     num_samples = args.num_samples or (1 if only_grid else 8)
     if num_samples < 1:
         raise HarnessError(f"--num-samples {num_samples}: must be at least 1")
-    spec = Search(dims, args.search_alg, args.scheduler, num_samples, metric, seed=args.seed)
+    spec = Search(dims, metric, args.search_alg, args.scheduler, num_samples, seed=args.seed)
     opts = ray_options(args)
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)

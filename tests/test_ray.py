@@ -246,3 +246,18 @@ def test_an_optuna_search_samples_within_the_space(cli, tmp_path):
     assert list(table["status"]) == ["completed"] * 2
     assert table["lr"].between(1e-3, 3e-3).all() and table["lr"].nunique() == 2
     assert yaml.safe_load((run_dir / "best.yaml").read_text())["lr"] == table["lr"].iloc[0]  # sorted best first
+
+
+def test_a_config_drawn_twice_is_trained_once(cli, tmp_path):
+    code, out, err = cli(
+        "tune", "--tasks", "sentiment", "--search", "lr=choice:2e-3", "--num-samples", "2", "--epochs", "1",
+        "--threads", "1", "--max-concurrent-trials", "2", "--output-dir", str(tmp_path), "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    (run_dir,) = tmp_path.iterdir()
+    assert len(pd.read_csv(run_dir / "search.csv")) == 1
+    assert len(list(run_dir.glob("ray/search/*/result.json"))) == 2  # two Tune trials, one harness trial
+    log = (run_dir / "run.log").read_text()
+    assert log.count(": epoch 1, accuracy") == 2  # the second reads the first's record and reports it
+    (worker_log,) = run_dir.glob("trials/*/worker-0.log")
+    assert worker_log.read_text().count("Reporting training result 1") == 2
