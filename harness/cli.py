@@ -401,6 +401,11 @@ def cmd_report(loaded, args, console: Console) -> int:
     for d in run_dirs:
         if not (d / "trials").is_dir():
             raise HarnessError(f"{d} holds no trials/ directory; give a directory that `harness run` created")
+        if (d / "search.csv").exists():  # its trials differ in hyper-parameters, not only in seed
+            raise HarnessError(
+                f"{d} is a `harness tune` run: its table is {d}/search.csv; compare objectives by running "
+                f"the best config over seeds (`harness run --config {d}/best.yaml --seeds 1,2,3`)"
+            )
     if args.output is None and len(run_dirs) > 1:
         raise HarnessError("several runs need --output DIR for the combined report")
     write_report(loaded, run_dirs, Path(args.output) if args.output else run_dirs[0] / "report", args.formats, console)

@@ -112,3 +112,14 @@ def test_best_config_is_a_run_config_file_that_reruns_the_trial(loaded, cli, tmp
     (record,) = [yaml.safe_load(p.read_text()) for p in out.glob("*/trials/*/record.json")]
     assert record["config"]["lr"] == 3e-3 and record["config"]["objective_args"]["lambda"] == 0.5
     assert record["config"]["seed"] == 1 and record["config"]["epochs"] == 1  # the command line wins
+
+
+@pytest.mark.parametrize("command", [["report"], ["run", "--resume"]])
+def test_a_tune_run_is_neither_reported_nor_resumed_as_a_comparison(cli, tmp_path, command):
+    run_dir = tmp_path / "20261129-000000-tune-sentiment-ce"
+    (run_dir / "trials").mkdir(parents=True)
+    (run_dir / "search.csv").write_text("trial_id,lr,status\n")
+    (run_dir / "run.json").write_text('{"trials": [], "search": {"space": {"lr": "grid:1e-3"}}}')
+    code, _, err = cli(*command, str(run_dir))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "harness tune" in err
