@@ -1,13 +1,15 @@
 """Live progress of Ray Tune trials in the terminal, and a line per finished trial in RUN_DIR/run.log.
 
 A Tune ``Callback`` on the driver keeps each trial's state (pending, running, done, failed,
-stopped) and its last reported epoch and dev metric; a rich ``Live`` table shows the counts
-and the running trials.
+stopped), its last reported epoch and dev metric, and, read about once a second from a file
+the trial's first worker rewrites (``peek``), its step and training loss within the epoch; a
+rich ``Live`` table shows the counts and the running trials.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,6 +30,7 @@ class TrialState:
     metric: str = ""  # the task's dev metric, as reported by the trial
     score: float | None = None
     reports: list[dict] = field(default_factory=list)  # what the trial reported, once per epoch
+    step: dict = field(default_factory=dict)  # the latest {"step", "total_steps", "loss"} seen
 
     def latest(self) -> str:
         return "-" if self.score is None else f"{self.metric} {100 * self.score:.2f}"
@@ -35,7 +38,8 @@ class TrialState:
 
 class LiveProgress(tune.Callback):
     """``describe(tune_config) -> (key, label, epochs)`` names a Tune trial; ``outcome(key,
-    errored, state)`` says how it ended: ("done" | "failed" | "stopped", the line to print)."""
+    errored, state)`` says how it ended: ("done" | "failed" | "stopped", the line to print);
+    ``peek(key)`` returns a running trial's latest step, or None."""
 
     def __init__(
         self,
@@ -44,8 +48,10 @@ class LiveProgress(tune.Callback):
         describe: Callable[[dict], tuple[str, str, int]],
         outcome: Callable[[str, bool, TrialState], tuple[str, str]],
         quiet: bool = False,
+        peek: Callable[[str], dict | None] = lambda key: None,
     ):
         self.console, self.total, self.describe, self.outcome, self.quiet = console, total, describe, outcome, quiet
+        self.peek, self.peeked = peek, 0.0
         self.trials: dict[str, TrialState] = {}
         self.live = Live(self._render(), console=console, transient=True, auto_refresh=False) if not quiet else None
 
@@ -71,15 +77,26 @@ class LiveProgress(tune.Callback):
         head = f"trials: {pending} pending, " + ", ".join(f"{counts[s]} {s}" for s in ("running", "done", "failed"))
         if counts["stopped"]:
             head += f", {counts['stopped']} stopped early"
-        table = Table("running trial", "epoch", "dev metric", box=None, show_edge=False)
+        table = Table("running trial", "epoch", "step", "loss", "dev metric", box=None, show_edge=False)
         for t in self.trials.values():
             if t.status == "running":
-                table.add_row(t.label, f"{t.epoch}/{t.epochs}", t.latest())
+                step = f"{t.step['step']}/{t.step['total_steps']}" if t.step else "-"
+                loss = f"{t.step['loss']:.4f}" if t.step else "-"
+                table.add_row(t.label, f"{t.epoch}/{t.epochs}", step, loss, t.latest())
         return Group(head, table) if table.row_count else head
 
     def _refresh(self):
         if self.live:
             self.live.update(self._render(), refresh=True)
+
+    def on_step_end(self, iteration, trials, **info):  # Tune's event loop: often; files read once a second
+        if self.live is None or time.monotonic() - self.peeked < 1.0:
+            return
+        self.peeked = time.monotonic()
+        for key, state in self.trials.items():
+            if state.status == "running":
+                state.step = self.peek(key) or state.step
+        self._refresh()
 
     def on_trial_start(self, iteration, trials, trial, **info):
         key, state = self._state(trial)

@@ -20,6 +20,7 @@ import importlib.util
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,10 @@ RAY_ENV = {
 }
 for _key, _value in RAY_ENV.items():
     os.environ.setdefault(_key, _value)
+
+
+PLACEMENT_GROUP = ".placement_group"  # in a trial directory: its workers' placement group
+STEP_FILE = ".step.json"  # in a trial directory: its latest step, for the live display
 
 
 @dataclass(frozen=True)
@@ -104,21 +109,23 @@ def _worker(config: dict) -> None:
             }
         )
 
-    reported = []
+    reported, written = [], 0.0
 
     def progress(event: dict) -> None:
+        nonlocal written
         if event["event"] == "epoch":
             reported.append(event["epoch"])
             report(event, event["primary"])
+        elif rank == 0 and time.monotonic() - written > 1.0:  # for the driver's live display
+            written = time.monotonic()
+            write_json(trial_dir / STEP_FILE, {k: event[k] for k in ("epoch", "step", "total_steps", "loss")})
 
     record = run_trial(config["trial"], trial_dir, progress)
+    (trial_dir / STEP_FILE).unlink(missing_ok=True)
     if record["status"] != "completed":  # Tune counts it as an error (and retries it, if asked)
         raise TrialFailed(record.get("error", record["status"]))
     for epoch in [] if reported else record["epochs"]:  # completed earlier (a repeated sample): Tune sees it
         report(epoch, record["primary_metric"])
-
-
-PLACEMENT_GROUP = ".placement_group"
 
 
 class ReleaseResources(tune.Callback):
@@ -282,7 +289,12 @@ def _tune(
             return "failed", f"[red]✗[/] {state.label}: failed without a record; Ray's reason goes into one"
         return "stopped", f"[yellow]■[/] {state.label}: stopped early after epoch {state.epoch} ({state.latest()})"
 
-    progress = LiveProgress(console, total, describe, outcome, opts.quiet)
+    def peek(trial_dir: str) -> dict | None:
+        with contextlib.suppress(OSError, ValueError):  # not written yet, or gone with the trial
+            return read_json(Path(trial_dir) / STEP_FILE)
+        return None
+
+    progress = LiveProgress(console, total, describe, outcome, opts.quiet, peek)
     tune_config.setdefault("max_concurrent_trials", opts.max_concurrent)
     tuner = tune.Tuner(
         tune.with_resources(_trainable, {"cpu": 0.01}),

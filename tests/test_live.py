@@ -35,3 +35,21 @@ def test_progress_counts_trials_by_state_and_shows_the_running_ones(tmp_path):
     assert "trial b" not in shown and "trial c" not in shown  # only running trials get a row
     assert progress.trials["a"].reports == [{"epoch": 2, "metric": "accuracy", "score": 0.8125}]
     assert printed.file.getvalue() == ""  # quiet: no per-trial lines either
+
+
+def test_progress_shows_the_step_a_running_trial_last_wrote():
+    steps = {"a": {"epoch": 1, "step": 40, "total_steps": 120, "loss": 0.6931}}
+    progress = LiveProgress(
+        Console(file=io.StringIO(), width=100, force_terminal=True),
+        total=2,
+        describe=lambda config: (config["id"], f"trial {config['id']}", 3),
+        outcome=lambda key, errored, state: ("done", ""),
+        peek=steps.get,
+    )
+    with progress:
+        for k in "ab":
+            progress.on_trial_start(0, [], SimpleNamespace(config={"id": k}))
+        progress.on_step_end(0, [])
+    shown = _text(progress._render())
+    assert "40/120" in shown and "0.6931" in shown  # trial a, read through peek
+    assert progress.trials["b"].step == {}  # nothing written yet: shown as "-"
