@@ -23,6 +23,7 @@ from harness.config import TrialConfig
 from harness.errors import HarnessError
 
 SETTINGS = ("lr", "batch_size", "epochs", "warmup_ratio", "weight_decay", "max_seq_length", "max_train_samples", "seed")
+WHOLE = ("seed", "epochs", "batch_size", "max_seq_length", "max_train_samples")
 KINDS = ("uniform", "loguniform", "randint", "choice", "grid")
 EXAMPLE = "e.g. lr=loguniform:1e-5:1e-4 or cmi_min.lambda=choice:0.01,0.1,0.5"
 
@@ -32,10 +33,6 @@ class Dimension:
     key: str  # a TrialConfig field, or "objective.hparam"
     kind: str
     values: tuple[Any, ...]  # (LO, HI) for uniform/loguniform/randint; the listed values otherwise
-
-    def corners(self) -> tuple[Any, ...]:
-        """The values that bound this dimension: checking them checks every value it can take."""
-        return self.values
 
     def tune_domain(self):
         from ray import tune
@@ -139,13 +136,10 @@ def check(dims: list[Dimension], base: TrialConfig, objective_cls) -> list[Dimen
                 f"{where}: unknown key; searchable: {', '.join(SETTINGS)}, or {base.objective}.HPARAM "
                 f"(see `harness list --details {base.objective}`)"
             )
-        if dim.key in ("seed", "epochs", "batch_size", "max_seq_length", "max_train_samples") and dim.kind in (
-            "uniform",
-            "loguniform",
-        ):
+        if dim.key in WHOLE and dim.kind in ("uniform", "loguniform"):
             raise HarnessError(f"{where}: takes whole numbers; use randint, choice or grid")
         values = []
-        for value in dim.corners():
+        for value in dim.values:  # the bounds, or every listed value: checking them checks all
             try:
                 if dot:
                     value = objective_cls.resolve_hparams({name: value})[name]

@@ -97,6 +97,19 @@ def test_bad_search_settings_get_one_line(cli, tmp_path, args, message):
     assert message in err
 
 
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("cmi_max_kd.teacher_lambda=choice:0.5", "changes the teacher; tune searches the student's settings only"),
+        ("seed=grid:1,2", "teacher is trained for --seed only"),
+    ],
+)
+def test_a_search_may_not_change_the_teacher(cli, tmp_path, spec, message):
+    args = ["--objectives", "cmi_max_kd", "--teacher-model", "tiny", "--search", spec, "--output-dir", str(tmp_path)]
+    code, _, err = cli("tune", "--tasks", "sentiment", *args)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
 def test_a_search_file_that_is_not_a_mapping_is_refused(cli, tmp_path):
     (tmp_path / "space.yaml").write_text("- lr\n")
     code, _, err = cli("tune", "--tasks", "sentiment", "--search-file", str(tmp_path / "space.yaml"))
