@@ -50,6 +50,7 @@ def best_config(cfg: TrialConfig, teacher_model: str | None) -> dict:
 
 
 def table(records: list[dict], keys: list[str], metric: str) -> pd.DataFrame:
+    """One row per trial: its searched values, status, epochs trained and last dev ``metric``; best first."""
     rows = []
     for r in records:
         cfg = TrialConfig.from_dict(r["config"])

@@ -2,7 +2,6 @@
 on a local Ray of this machine's CPUs (2 on CI)."""
 
 import importlib.util
-import os
 import signal
 import subprocess
 import sys
@@ -231,7 +230,6 @@ def test_the_default_executor_is_ray(monkeypatch):
 
     monkeypatch.delenv("HARNESS_EXECUTOR")
     assert build_parser().parse_args(["run"]).executor == "ray"
-    assert os.environ.get("HARNESS_EXECUTOR") is None
 
 
 def test_an_optuna_search_samples_within_the_space(cli, tmp_path):
