@@ -218,14 +218,9 @@ def config_tokens(path: str, parser: Parser, command: str) -> list[str]:
     """A YAML file of `harness COMMAND` options (long names, - or _) as command-line tokens.
 
     ``objective_args`` may be a mapping {objective: {key: value}}; lists become comma lists."""
-    import yaml
+    from harness.config import yaml_mapping
 
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise HarnessError(f"--config {path}: cannot read it: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise HarnessError(f"--config {path}: expected a mapping of option names to values")
+    data = yaml_mapping(path, "--config", "a mapping of option names to values")
     sub = parser._subparsers._group_actions[0].choices[command]
     options = {a.dest: a for a in sub._actions if a.option_strings and a.dest not in ("help", "config", "resume")}
     tokens = []

@@ -1,6 +1,7 @@
 """The trial configuration: one plain dict per trial, so Ray Tune can pass it unchanged.
 
 ``TrialConfig`` validates and documents the keys; ``to_dict``/``from_dict`` convert.
+``yaml_mapping`` reads the YAML files users write (``--config``, ``--search-file``).
 """
 
 from __future__ import annotations
@@ -92,3 +93,17 @@ class TrialConfig:
         if self.save_teacher:
             return Path(self.teacher_store) / self.trial_id()
         return run_dir / "trials" / self.trial_id()
+
+
+def yaml_mapping(path: str, option: str, expected: str) -> dict[str, Any]:
+    """The mapping a YAML file holds (empty file: {}); an unreadable file or another shape is a
+    one-line HarnessError naming ``option`` and what was ``expected``."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise HarnessError(f"{option} {path}: cannot read it: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise HarnessError(f"{option} {path}: expected {expected}")
+    return data

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from harness.config import TrialConfig
+from harness.config import TrialConfig, yaml_mapping
 from harness.errors import HarnessError
 
 SETTINGS = ("lr", "batch_size", "epochs", "warmup_ratio", "weight_decay", "max_seq_length", "max_train_samples", "seed")
@@ -92,13 +89,7 @@ def parse_space(items: list[str], file: str | None = None) -> list[Dimension]:
     """``--search KEY=SPEC`` items, after those of a YAML file ({key: spec} or {objective: {hparam: spec}})."""
     dims: dict[str, Dimension] = {}
     if file:
-        try:
-            data = yaml.safe_load(Path(file).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise HarnessError(f"--search-file {file}: cannot read it: {str(exc).splitlines()[0]}") from None
-        if not isinstance(data, dict):
-            raise HarnessError(f"--search-file {file}: expected a mapping of keys to specs; {EXAMPLE}")
-        for key, spec in data.items():
+        for key, spec in yaml_mapping(file, "--search-file", f"a mapping of keys to specs; {EXAMPLE}").items():
             nested = spec.items() if isinstance(spec, dict) else [(None, spec)]
             for sub, value in nested:
                 full = f"{key}.{sub}" if sub is not None else str(key)
