@@ -54,6 +54,24 @@ def _seeds(text: str) -> list[int]:
     return out
 
 
+def _setting(text: str) -> dict:
+    model, eq, rest = text.partition("=")
+    objectives, _, teacher = rest.partition("@")
+    if not (eq and model.strip() and objectives.strip()):
+        raise argparse.ArgumentTypeError(
+            f"--setting {text!r}: write MODEL=OBJ,OBJ[@TEACHER], e.g. minilm-l6=ce,cmi_min"
+        )
+    return {
+        "model": model.strip(),
+        "objectives": _csv("objectives")(objectives),
+        "teacher_model": teacher.strip() or None,
+    }
+
+
+def _confirm_seeds(text: str) -> list[int]:
+    return [] if text.strip().lower() == "none" else _seeds(text)
+
+
 def _number(kind):
     def parse(text: str):
         try:
@@ -92,6 +110,14 @@ def build_parser() -> Parser:
     _trial_options(r)
     r.add_argument("--seeds", type=_seeds, default=[1, 2, 3], help="comma-separated integer seeds (default: 1,2,3)")
     r.add_argument("--retrain-teachers", action="store_true", help="train teachers again even if stored")
+    r.add_argument(
+        "--setting",
+        action="append",
+        type=_setting,
+        metavar="MODEL=OBJ,...[@TEACHER]",
+        help="a model with its objectives (and teacher), repeatable, instead of --model/--objectives/"
+        "--teacher-model; e.g. --setting minilm-l6=ce,cmi_min --setting minilm-l6:half=ce,kd@minilm-l6",
+    )
     r.add_argument(
         "--executor",
         choices=("ray", "local"),
@@ -140,6 +166,12 @@ def build_parser() -> Parser:
     )
     t.add_argument("--metric", help="dev metric to maximise (default: the task's headline metric)")
     t.add_argument("--seed", type=_number(int), default=1, help="training seed of every trial (default: 1)")
+    t.add_argument(
+        "--confirm-seeds",
+        type=_confirm_seeds,
+        help="rerun the best config on these fresh seeds and report that as the result, since the search's "
+        "own score chose it on the same dev set (default: the three seeds after --seed; none: skip)",
+    )
     _ray_options(t)
 
     rp = sub.add_parser(
@@ -175,6 +207,13 @@ def _trial_options(p: argparse.ArgumentParser) -> None:
         help="objective hyper-parameters, e.g. ce.label_smoothing=0.1 (see `harness list --details OBJ`)",
     )
     p.add_argument("--model", default="tiny", help="registered name, local directory, or hf:HUB_ID (default: tiny)")
+    p.add_argument(
+        "--task-args",
+        metavar="TASK.KEY=V,...",
+        help="per-task settings over the global ones, e.g. rte.epochs=10,rte.lr=5e-5,rte.seeds=1+2+3+4+5 (keys: "
+        "epochs, "
+        "lr, batch_size, max_seq_length, warmup_ratio, weight_decay, max_train_samples, seeds)",
+    )
     p.add_argument("--teacher-model", help="teacher of kd / cmi_max_kd (e.g. minilm-l6, with --model minilm-l6:half)")
     p.add_argument(
         "--teacher-dir", help="shared store of teacher trials, reused across runs (default: OUTPUT_DIR/teachers)"
@@ -229,8 +268,17 @@ def config_tokens(path: str, parser: Parser, command: str) -> list[str]:
         if dest not in options:
             raise HarnessError(f"--config {path}: unknown option {key!r}; known: {', '.join(sorted(options))}")
         flag = options[dest].option_strings[0]
-        if dest == "objective_args" and isinstance(value, dict):
-            value = ",".join(f"{o}.{k}={v}" for o, kv in value.items() for k, v in (kv or {}).items())
+        if dest in ("objective_args", "task_args") and isinstance(value, dict):
+            join = lambda v: "+".join(map(str, v)) if isinstance(v, list) else v  # noqa: E731 -- per-task seeds
+            value = ",".join(f"{o}.{k}={join(v)}" for o, kv in value.items() for k, v in (kv or {}).items())
+        if dest == "setting" and isinstance(value, list):  # settings: [{model, objectives, teacher_model}]
+            for item in value:
+                if not isinstance(item, dict) or not {"model", "objectives"} <= set(item):
+                    raise HarnessError(f"--config {path}: each of setting: needs model and objectives, got {item!r}")
+                objs = item["objectives"]
+                text = f"{item['model']}={','.join(objs) if isinstance(objs, list) else objs}"
+                tokens += [flag, text + (f"@{item['teacher_model']}" if item.get("teacher_model") else "")]
+            continue
         if isinstance(options[dest], argparse._StoreTrueAction):
             tokens += [flag] if value else []
         else:
@@ -276,18 +324,35 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def plan_from_args(loaded, args, seeds: list[int]):
-    """The validated plan of `run`/`tune` options (harness.planner.make_plan)."""
+def plan_from_args(loaded, args, seeds: list[int], check_model: bool = True):
+    """The validated plan of `run`/`tune` options (harness.planner.make_plan), one per --setting, merged."""
+    from harness.planner import merge, parse_objective_args
+
+    groups = getattr(args, "setting", None) or [
+        {"model": args.model, "objectives": args.objectives, "teacher_model": args.teacher_model}
+    ]
+    given = parse_objective_args(args.objective_args, [o for g in groups for o in g["objectives"]])
+    plans = []
+    for g in groups:  # each setting gets the objective arguments of its own objectives
+        mine = ",".join(f"{o}.{k}={v}" for o, kv in given.items() if o in g["objectives"] for k, v in kv.items())
+        plans.append(
+            _plan_setting(loaded, args, seeds, g["model"], g["objectives"], g["teacher_model"], mine, check_model)
+        )
+    return merge(plans)
+
+
+def _plan_setting(loaded, args, seeds, model, objectives, teacher_model, objective_args, check_model):
     from harness.planner import make_plan
 
     plan = make_plan(
         loaded,
         args.suite,
         args.tasks,
-        args.objectives,
-        args.model,
+        objectives,
+        model,
         seeds,
-        args.objective_args,
+        objective_args or None,
+        check_model,
         epochs=args.epochs,
         lr=args.lr,
         batch_size=args.batch_size,
@@ -300,7 +365,8 @@ def plan_from_args(loaded, args, seeds: list[int]):
         precision=args.precision,
         threads=args.threads,
         plugins=tuple(args.plugin),
-        teacher_model=args.teacher_model,
+        teacher_model=teacher_model,
+        task_args=args.task_args,
         teacher_store=str(Path(args.teacher_dir or Path(args.output_dir) / "teachers").resolve()),
     )
     if args.retries < 0:
@@ -446,9 +512,15 @@ def _details(loaded, console: Console, name: str) -> int:
                 ", ".join(task.dev_splits),
             )
         console.print(t)
-    elif name in loaded.models:
-        e = loaded.models.entry(name)
-        console.print(f"[bold]{name}[/] ({e.source}): {e.description}; defaults: {e.obj.defaults or 'none'}")
+    elif name in loaded.models or name.endswith(":half") and name[: -len(":half")] in loaded.models:
+        from harness.models import resolve
+
+        spec, source = resolve(name, loaded.models), loaded.models.entry(name.removesuffix(":half")).source
+        layers = f"{spec.layers} layers" if spec.layers else "layers known once loaded"
+        console.print(
+            f"[bold]{name}[/] ({source}): {spec.description}; {layers}; defaults: {spec.defaults or 'none'}",
+            soft_wrap=True,
+        )
     else:
         known = loaded.objectives.names() + loaded.suites.names() + loaded.models.names()
         raise HarnessError(f"nothing named {name!r}; known names: {', '.join(known)}")

@@ -2,8 +2,9 @@
 
 ``--model`` takes a registered name (``harness list``), a local directory holding a
 Hugging Face model, or a Hub id written ``hf:ID`` or ``org/name``. A ``:half`` suffix
-(``minilm-l6:half``) makes a DistilBERT-style student of that model: every other
-transformer layer (0, 2, 4, ...) is kept, as DistilBERT was initialised from BERT.
+(``minilm-l6:half``) makes a DistilBERT-style student of that model: half its transformer
+layers, spread evenly with the first and the last kept (``student_layers``), as DistilBERT
+was initialised from BERT-base's layers 0, 2, 4, 7, 9, 11.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ class ModelSpec:
     description: str
     load: Callable[[int], Loaded]  # num_labels -> (tokenizer, model); seeded by the caller
     defaults: dict[str, Any] = field(default_factory=dict)  # trial settings this model needs, e.g. {"lr": 1e-3}
+    layers: int | None = None  # transformer layers, when known without loading (shown by `harness list`)
 
 
-def pretrained(source: str | Path, description: str, name: str | None = None, **defaults: Any) -> ModelSpec:
+def pretrained(
+    source: str | Path, description: str, name: str | None = None, layers: int | None = None, **defaults: Any
+) -> ModelSpec:
     """A spec that loads ``source`` (directory or Hub id) with the Auto classes."""
 
     def load(num_labels: int) -> Loaded:
@@ -51,7 +55,7 @@ def pretrained(source: str | Path, description: str, name: str | None = None, **
             ) from exc
         return tok, model
 
-    return ModelSpec(name or str(source), description, load, dict(defaults))
+    return ModelSpec(name or str(source), description, load, dict(defaults), layers)
 
 
 def layers_of(model) -> torch.nn.ModuleList:
@@ -63,25 +67,41 @@ def layers_of(model) -> torch.nn.ModuleList:
     raise HarnessError(f"cannot find the {n} transformer layers of {type(model).__name__} to make a :half student")
 
 
-def keep_every_other_layer(model):
-    """Student from teacher: keep layers 0, 2, 4, ...; the config is updated to match."""
+def student_layers(n: int) -> list[int]:
+    """The ``n // 2`` layers a :half student keeps: round(i (n - 1) / (k - 1)) for i < k, i.e. evenly
+    spread with the first and last included (12 -> 0, 2, 4, 7, 9, 11 as DistilBERT; 6 -> 0, 2, 5)."""
+    k = max(1, n // 2)
+    return [0] if k == 1 else [round(i * (n - 1) / (k - 1)) for i in range(k)]
+
+
+def keep_half_of_layers(model):
+    """Student from teacher: keep ``student_layers`` of its blocks; the config is updated to match
+    and records which were kept (``config.student_layers``)."""
     layers = layers_of(model)
-    kept = torch.nn.ModuleList(layers[i] for i in range(0, len(layers), 2))
+    keep = student_layers(len(layers))
+    kept = torch.nn.ModuleList(layers[i] for i in keep)
     for parent in model.modules():
         for child_name, child in parent.named_children():
             if child is layers:
                 setattr(parent, child_name, kept)
     key = "num_hidden_layers" if hasattr(model.config, "num_hidden_layers") else "n_layers"
     setattr(model.config, key, len(kept))
+    model.config.student_layers = keep
     return model
 
 
 def half(spec: ModelSpec, name: str) -> ModelSpec:
     def load(num_labels: int) -> Loaded:
         tok, model = spec.load(num_labels)
-        return tok, keep_every_other_layer(model)
+        return tok, keep_half_of_layers(model)
 
-    return ModelSpec(name, f"{spec.name} with every other layer kept (DistilBERT-style student)", load, spec.defaults)
+    kept = (
+        f"layers {', '.join(map(str, student_layers(spec.layers)))} of {spec.layers}"
+        if spec.layers
+        else "half the layers"
+    )
+    description = f"{spec.name} keeping {kept}, first and last included (DistilBERT-style student)"
+    return ModelSpec(name, description, load, spec.defaults, spec.layers and len(student_layers(spec.layers)))
 
 
 def resolve(name: str, registry) -> ModelSpec:

@@ -19,6 +19,9 @@ An objective turns one forward pass into a scalar training loss. The training lo
   with ``state_dict``/``load_state_dict`` so that state is checkpointed (tensors only).
   With several workers per trial each sees its share of the global batch: statistics meant
   to cover the batch are summed with ``harness.sum_over_ranks``;
+* optionally ``cmi_distribution(out)``: when the objective shapes a distribution other than
+  the class posterior (``cmi_min`` with ``space=features``), its name and that distribution,
+  so dev CMI, Gamma and NCMI are recorded in that space too;
 * optionally ``wants_train_pass = True``: before training and after each epoch the loop then
   runs an eval-mode pass over the training data, calling ``on_pass_batch`` per batch and
   ``on_pass_end`` after the last (e.g. to compute exact class centroids).
@@ -128,6 +131,13 @@ class Objective:
         return {n: h.parse(cls.name, given[n]) if n in given else h.default for n, h in spec.items()}
 
     @classmethod
+    def label(cls, hp: dict[str, Any]) -> str:
+        """How reports name a trial of this objective: ``name``, with the hyper-parameters that differ
+        from their defaults, e.g. ``cmi_max[centroids=exact]``; trials are grouped by this label."""
+        changed = [f"{h.name}={hp[h.name]}" for h in cls.hparams if h.name in hp and hp[h.name] != h.default]
+        return f"{cls.name}[{','.join(changed)}]" if changed else cls.name
+
+    @classmethod
     def validate_class(cls) -> None:
         """Checks a plugin's class once, at registration, so mistakes surface with the plugin's name."""
         for attr in ("name", "description"):
@@ -146,6 +156,10 @@ class Objective:
 
     def loss(self, out: Outputs) -> LossOutput:
         raise NotImplementedError
+
+    def cmi_distribution(self, out: Outputs) -> tuple[str, torch.Tensor] | None:
+        """(space name, P_x (B, K)) when this objective shapes a distribution other than softmax(logits)."""
+        return None
 
     def on_step_end(self, out: Outputs) -> None:
         """Called after each optimizer step with detached outputs of that step's batch."""

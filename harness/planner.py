@@ -6,7 +6,7 @@ written: names, hyper-parameters, values, data files (parsed once), and the mode
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,44 @@ def parse_objective_args(text: str | None, objectives: list[str]) -> dict[str, d
     return out
 
 
+TASK_SETTINGS = (
+    "epochs",
+    "lr",
+    "batch_size",
+    "max_seq_length",
+    "warmup_ratio",
+    "weight_decay",
+    "max_train_samples",
+    "seeds",
+)
+
+
+def parse_task_args(text: str | None, tasks: list[str]) -> dict[str, dict[str, Any]]:
+    """``"rte.epochs=10,rte.lr=5e-5,rte.seeds=1+2+3+4+5"`` -> {"rte": {"epochs": 10, "lr": 5e-05, "seeds":
+    [1, 2, 3, 4, 5]}}: per-task trial settings, and per-task seeds (``+``-separated)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in filter(None, (s.strip() for s in (text or "").split(","))):
+        key, eq, value = item.partition("=")
+        task, dot, name = key.partition(".")
+        if not (eq and dot and task and name):
+            raise HarnessError(f"--task-args {item!r}: write TASK.SETTING=VALUE, e.g. rte.epochs=10")
+        if task not in tasks:
+            raise HarnessError(f"--task-args {item!r}: {task!r} is not among the run's tasks ({', '.join(tasks)})")
+        if name not in TASK_SETTINGS:
+            raise HarnessError(
+                f"--task-args {item!r}: {name!r} is not a per-task setting; one of {', '.join(TASK_SETTINGS)}"
+            )
+        kind = float if name in ("lr", "warmup_ratio", "weight_decay") else int
+        try:
+            parsed = [int(v) for v in value.split("+")] if name == "seeds" else kind(value)
+            out.setdefault(task, {})[name] = parsed
+        except ValueError:
+            raise HarnessError(
+                f"--task-args {item!r}: {value!r} is not a {'number' if kind is float else 'whole number'}"
+            ) from None
+    return out
+
+
 def make_plan(
     registry: Plugins,
     suite: str,
@@ -51,6 +89,7 @@ def make_plan(
     check_model: bool = True,
     teacher_model: str | None = None,
     teacher_store: str | None = None,
+    task_args: str | None = None,
     **settings: Any,
 ) -> Plan:
     """Trials in the order they must run: teacher stages first (each once, shared), then the rest."""
@@ -66,6 +105,7 @@ def make_plan(
         twice = sorted({str(v) for v in values if values.count(v) > 1})
         if twice:
             raise HarnessError(f"{flag} lists {', '.join(twice)} more than once; give each value once")
+    per_task = parse_task_args(task_args, [t.name for t in selected])
     classes = {name: registry.objectives.get(name) for name in objectives}
     given = parse_objective_args(objective_args, objectives)
     hparams = {name: cls.resolve_hparams(given.get(name, {})) for name, cls in classes.items()}
@@ -87,9 +127,11 @@ def make_plan(
     teachers: dict[str, TrialConfig] = {}  # trial id -> config, in stage order, each once
     trials = []
     for t in selected:
+        here = {**settings, **per_task.get(t.name, {})}
+        task_seeds = here.pop("seeds", seeds)
         for o in objectives:
-            for s in seeds:
-                common = dict(suite=suite, task=t.name, seed=s, data_fingerprint=fingerprints[t.name], **settings)
+            for s in task_seeds:
+                common = dict(suite=suite, task=t.name, seed=s, data_fingerprint=fingerprints[t.name], **here)
                 previous = None
                 for stage in stages[o]:
                     args = registry.objectives.get(stage.objective).resolve_hparams(stage.args)
@@ -119,3 +161,21 @@ def make_plan(
         if teacher_spec:
             teacher_spec.load(selected[0].num_labels)
     return Plan(list(teachers.values()) + trials, notes)
+
+
+def merge(plans: list[Plan]) -> Plan:
+    """Several settings' plans as one, task by task: a task's teachers (each once, in stage order),
+    then its other trials, so an interrupted run leaves whole tasks done. A trial that is exactly a
+    teacher trial (the teacher model's ce arm is the first stage of its students' teachers) is
+    trained once, as the teacher, whose record the run's report reads."""
+    teachers = {c.trial_id(): c for p in plans for c in p.trials if c.save_teacher}
+    rest = [
+        c
+        for p in plans
+        for c in p.trials
+        if not c.save_teacher and replace(c, save_teacher=True).trial_id() not in teachers
+    ]
+    tasks = list(dict.fromkeys(c.task for c in [*teachers.values(), *rest]))
+    ordered = [c for t in tasks for c in [*teachers.values(), *rest] if c.task == t]
+    notes = list(dict.fromkeys(n for p in plans for n in p.notes))
+    return Plan(ordered, notes)

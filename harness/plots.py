@@ -72,7 +72,7 @@ def metric_vs_ncmi(per_trial: pd.DataFrame) -> bytes:
 
 
 def deltas(significance: pd.DataFrame, deltas_: pd.DataFrame) -> bytes:
-    """Per task: mean headline-metric difference to the baseline; error bars = bootstrap 95% interval."""
+    """Per task: mean headline-metric difference to the baseline; error bars = the seed-aware 95% interval."""
     head = deltas_[deltas_["headline"]]
     multi = head["model"].nunique() > 1
     pairs = list(dict.fromkeys(zip(head["model"], head["objective"], head["baseline"], strict=True)))
@@ -95,7 +95,7 @@ def deltas(significance: pd.DataFrame, deltas_: pd.DataFrame) -> bytes:
         ax.set_title(f"{model}: {obj} − {base}" if multi else f"{obj} − {base}")
         ax.set_ylabel("Δ dev metric (points)")
         ax.tick_params(axis="x", rotation=45)
-    fig.suptitle(y=1.03, t="Per-task difference to the baseline (error bars: paired bootstrap 95% interval)")
+    fig.suptitle(y=1.03, t="Per-task difference to the baseline (error bars: seed-aware 95% interval)")
     return _png(fig)
 
 
@@ -115,7 +115,7 @@ def render(report) -> dict[str, bytes]:
     if t["curves"].empty:
         return {}
     out = {
-        "metric_vs_ncmi.png": metric_vs_ncmi(t["cmi_trials"]),
+        "metric_vs_ncmi.png": metric_vs_ncmi(t["cmi_trials"][t["cmi_trials"]["space"] == "posterior"]),
         "training_curves.png": training_curves(t["curves"]),
     }
     if not t["deltas"].empty:

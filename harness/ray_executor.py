@@ -34,7 +34,7 @@ from harness.config import TrialConfig
 from harness.errors import HarnessError, TrialFailed
 from harness.planner import Plan
 from harness.results import RECORD, SCHEMA, completed_record, read_json, write_json
-from harness.runner import LOG_FILE, line, publish, run_log, skipped
+from harness.runner import LOG_FILE, line, needless_teacher, publish, run_log, skipped
 
 log = logging.getLogger("harness")
 
@@ -381,7 +381,7 @@ def _run_stages(
             trial_dir = cfg.trial_dir(run_dir)
             if retrain_teachers and cfg.save_teacher:
                 (trial_dir / RECORD).unlink(missing_ok=True)
-            done = completed_record(trial_dir) or skipped(cfg, run_dir, by_id)
+            done = completed_record(trial_dir) or needless_teacher(cfg, trials, run_dir) or skipped(cfg, run_dir, by_id)
             if done:
                 by_id[cfg.trial_id()] = done
                 if not opts.quiet:

@@ -5,7 +5,60 @@ from __future__ import annotations
 import pandas as pd
 from rich.table import Table
 
-from harness.report import REFERENCE_SOURCE, Report
+from harness import reference
+from harness.report import ALPHA, Report
+from harness.significance import format_p
+
+CHANCE_NOTE = (
+    "chance: the best score of a constant prediction on that dev set (majority class for accuracy, "
+    "always-positive for F1, 0 for MCC). 'k/n above chance': only k of n seeds beat it beyond dev-sampling "
+    "noise (one-sided paired bootstrap, 95%); a task where most seeds of an arm do not is left out of "
+    "'better on k of n'."
+)
+TEST_NOTE = (
+    "Seed-aware test (harness.significance): seeds and dev examples as crossed random factors; paired by "
+    f"seed when both arms ran the same seeds; t interval; Holm-adjusted over each comparison's tasks (α = {ALPHA})."
+)
+
+
+def _significance_view(sig: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "setting": sig["suite"] + " / " + sig["model"],
+            "task": sig["row"],
+            "comparison": sig["objective"] + " − " + sig["baseline"],
+            "Δ": sig["delta"].map(lambda v: f"{v:+.2f}"),
+            "95% interval": [f"[{a:+.2f}, {b:+.2f}]" for a, b in zip(sig["ci_low"], sig["ci_high"], strict=True)],
+            "p": sig["p_value"].map(format_p),
+            "p (Holm)": sig["p_holm"].map(format_p),
+            "seeds": sig["seeds"] + " (" + sig["design"] + ")",
+            "note": sig["note"],
+        }
+    )
+
+
+def _teachers_view(t: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "setting": t["suite"] + " / " + t["model"],
+            "task": t["task"],
+            "student": t["objective"],
+            "teacher": t["teacher"] + " (" + t["teacher_model"] + ")",
+            "teacher dev": [
+                f"{m}: {a:.2f} ± {s:.2f} (n={n})" if n > 1 else f"{m}: {a:.2f} (n=1)"
+                for m, a, s, n in zip(t["metric"], t["mean"], t["std"], t["n"], strict=True)
+            ],
+            "teacher CMI": t["cmi"].map(lambda v: f"{v:.4g}"),
+            "teacher NCMI": t["ncmi"].map(lambda v: f"{v:.4g}"),
+        }
+    )
+
+
+def _cmi_view(c: pd.DataFrame) -> pd.DataFrame:
+    c = c.copy()
+    for col in ("cmi", "gamma", "ncmi"):
+        c[col] = c[col].map(lambda v: f"{v:.4g}")
+    return c.rename(columns={"gamma": "Γ"})
 
 
 def sections(report: Report) -> list[tuple[str, pd.DataFrame]]:
@@ -13,20 +66,19 @@ def sections(report: Report) -> list[tuple[str, pd.DataFrame]]:
     t = report.tables
     out = []
     for suite, model in report.settings():
-        out.append((f"{suite} / {model}: dev results (%), mean ± std over seeds", report.wide(suite, model)))
+        title = f"{suite} / {model}: dev results (%), mean ± std over seeds, beside chance. {CHANCE_NOTE}"
+        out.append((title, report.wide(suite, model)))
+    out.append(("Data: what each task trained and was scored on", t["data"]))
+    if report.notes:
+        out.append(("Notes on the data", pd.DataFrame({"note": report.notes})))
     if not t["wins"].empty:
-        out.append(
-            (
-                "Comparisons: better on k of n tasks (headline metric)",
-                t["wins"][["suite", "model", "objective", "baseline", "better", "tasks"]],
-            )
-        )
+        out.append(("Comparisons: better on k of n tasks (headline metric)", t["wins"][["summary"]]))
     if not t["significance"].empty:
-        sig = t["significance"].copy()
-        for c in ("delta", "ci_low", "ci_high"):
-            sig[c] = sig[c].map(lambda v: f"{v:+.2f}")
-        sig["p_value"] = sig["p_value"].map(lambda v: f"{v:.3f}")
-        out.append(("Paired bootstrap over dev examples (Δ in points, 95% interval, two-sided p)", sig))
+        out.append((f"Significance (Δ in points, 95% interval). {TEST_NOTE}", _significance_view(t["significance"])))
+    if not t["teachers"].empty:
+        out.append(
+            ("Distillation teachers, side by side (dev, mean over the students' seeds)", _teachers_view(t["teachers"]))
+        )
     if not t["deltas"].empty:
         d = t["deltas"].copy()
         d["delta"] = d["delta"].map(lambda v: f"{v:+.2f}")
@@ -37,14 +89,16 @@ def sections(report: Report) -> list[tuple[str, pd.DataFrame]]:
             )
         )
     if not t["cmi"].empty:
-        c = t["cmi"].copy()
-        for col in ("cmi", "gamma", "ncmi"):
-            c[col] = c[col].map(lambda v: f"{v:.4g}")
-        out.append(("Dev CMI, Γ and NCMI (means over seeds)", c))
+        title = "Dev CMI, Γ and NCMI (means over seeds); space: posterior = softmax(logits), features = the space "
+        out.append((title + "a space=features objective optimises", _cmi_view(t["cmi"])))
     bad = t["trials"][t["trials"]["status"] != "completed"]
     out.append(("Trials not completed", bad if not bad.empty else pd.DataFrame({"trial": ["none"]})))
-    ref = t["reference"].pivot(index="task", columns="model", values="score").reset_index()
-    out.append((f"Published reference (not measured here): {REFERENCE_SOURCE}", ref))
+    out.append(
+        (
+            "Published GLUE dev numbers (other models and scales, not measured here), with the metric behind each",
+            t["reference"],
+        )
+    )
     return out
 
 
@@ -67,7 +121,8 @@ def _rich(title: str, df: pd.DataFrame) -> Table:
 
 
 def rich_tables(report: Report) -> list:
-    """The terminal view, per setting: results, CMI statistics, comparisons; then trials not completed."""
+    """The terminal view, per setting: results beside chance, CMI statistics, the test, k of n;
+    then the data caveats, the teachers and the trials not completed."""
     t = report.tables
     out: list = []
     for suite, model in report.settings():
@@ -77,26 +132,19 @@ def rich_tables(report: Report) -> list:
 
         wide = report.wide(suite, model).map(lambda c: c.replace(" (n=", " n=").rstrip(")") if "n=" in c else c)
         out.append(_rich(f"{suite} / {model}: dev metric (%), mean ± std over seeds", wide.reset_index()))
-        cmi = here(t["cmi"])[["task", "objective", "cmi", "gamma", "ncmi"]].copy()
-        for col in ("cmi", "gamma", "ncmi"):
-            cmi[col] = cmi[col].map(lambda v: f"{v:.4g}")
-        out.append(_rich("dev CMI, Γ, NCMI (means over seeds)", cmi.rename(columns={"gamma": "Γ"})))
+        cmi = _cmi_view(here(t["cmi"]))[["task", "objective", "space", "cmi", "Γ", "ncmi"]]
+        out.append(_rich("dev CMI, Γ, NCMI (means over seeds)", cmi))
         sig = here(t["significance"])
         if not sig.empty:
-            view = pd.DataFrame(
-                {
-                    "task": sig["row"],
-                    "comparison": sig["objective"] + " − " + sig["baseline"],
-                    "Δ": sig["delta"].map(lambda v: f"{v:+.2f}"),
-                    "95% interval": [
-                        f"[{a:+.2f}, {b:+.2f}]" for a, b in zip(sig["ci_low"], sig["ci_high"], strict=True)
-                    ],
-                    "p": sig["p_value"].map(lambda v: f"{v:.3f}"),
-                }
-            )
-            out.append(_rich("paired bootstrap over dev examples", view))
+            out.append(_rich("seed-aware test", _significance_view(sig).drop(columns="setting")))
         out += list(here(t["wins"])["summary"])
+    out.append(CHANCE_NOTE)
+    out.append(_rich("data", t["data"]))
+    out += [f"note: {n}" for n in report.notes]
+    if not t["teachers"].empty:
+        out.append(_rich("distillation teachers", _teachers_view(t["teachers"])))
     bad = t["trials"][t["trials"]["status"] != "completed"]
     if not bad.empty:
         out.append(_rich("trials not completed", bad[["task", "objective", "seed", "status", "reason"]]))
+    out.append(f"published numbers: {reference.SANH}; {reference.RUN_GLUE} (see the report's reference table)")
     return out

@@ -1,18 +1,27 @@
 """The comparison report, computed from trial records (and their stored dev predictions) alone.
 
+Trials are grouped by *arm*: the objective with its non-default hyper-parameters (records
+before schema 2: the objective), so runs with different settings are never averaged together.
 Tables (pandas, long form, numeric; every reporter renders these):
 
-* ``results``: per setting (suite, model), row (task, dev split, metric) and objective:
-  mean, std (sample, ddof=1) and n over seeds; plus average rows over tasks, with and
-  without WNLI, where a task's score is the mean of its metrics (as GLUE scores MRPC/QQP).
-* ``deltas``: per comparison (objective vs its baseline on the same setting, as the
-  objective declares in ``compare_to``) and row: mean difference, and a summary line
-  "better on k of n tasks" on each task's headline metric.
-* ``significance``: paired bootstrap (harness.bootstrap) per task and comparison on the
-  headline metric of the main dev split.
-* ``cmi``: dev CMI, Gamma, NCMI per setting, task and objective (means over seeds).
+* ``results``: per setting (suite, model), row (task, dev split, metric) and arm: mean, std
+  (sample, ddof=1) and n over seeds; plus average rows over tasks, with and without WNLI,
+  where a task's score is the mean of its metrics (as GLUE scores MRPC/QQP).
+* ``chance``: per task, dev split and metric, the best score of a constant prediction
+  (harness.chance); ``learned``: per setting, task and arm, how many seeds cleared it.
+* ``deltas``: per comparison (arm vs each baseline it declares in ``compare_to``, same
+  setting) and row: the mean difference.
+* ``significance``: per comparison and task, the seed-aware test of harness.significance on
+  the headline metric of the main dev split, with Holm-adjusted p over the comparison's tasks.
+* ``wins``: per comparison, "better on k of n tasks, significant on j", counting only tasks
+  where both arms learned; the tasks left out are named.
+* ``teachers``: for distillation students, their teachers' dev metric and CMI side by side.
+* ``data``: per task, the training rows used out of how many, each dev split's provenance,
+  and what the task's score averages.
+* ``cmi`` / ``cmi_trials``: dev CMI, Gamma, NCMI of the class posterior and, for objectives
+  that shape another distribution, of that one (``space``).
 * ``trials``: every trial with status and, for failed or skipped ones, the reason.
-* ``reference``: published GLUE dev numbers (DistilBERT paper, Table 1), labelled with source.
+* ``reference``: published GLUE dev numbers with the metric behind each (harness.reference).
 """
 
 from __future__ import annotations
@@ -24,38 +33,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness import bootstrap
+from harness import chance, reference, significance
+from harness.errors import HarnessError
 from harness.metrics import GLUE_METRICS
-from harness.results import read_predictions
+from harness.results import SCHEMA, read_json, read_predictions
 
 SHORT = {"accuracy": "acc", "f1": "F1", "mcc": "MCC"}
 SPLIT = {"validation": "", "validation_matched": "m", "validation_mismatched": "mm"}
 SETTING = ["suite", "model"]
+KEY = [*SETTING, "task", "objective", "seed"]
 NO_WNLI = "wnli"
-
-REFERENCE_SOURCE = "Sanh et al. 2019 (DistilBERT), Table 1: GLUE dev, medians of 5 runs"
-REFERENCE = {  # model -> task -> score (%): CoLA MCC, MRPC F1, QQP acc, others accuracy (MNLI matched)
-    "bert-base": {
-        "cola": 56.3,
-        "mnli": 86.7,
-        "mrpc": 88.6,
-        "qnli": 91.8,
-        "qqp": 89.6,
-        "rte": 69.3,
-        "sst2": 92.7,
-        "wnli": 53.5,
-    },
-    "distilbert-base": {
-        "cola": 51.3,
-        "mnli": 82.2,
-        "mrpc": 87.5,
-        "qnli": 89.2,
-        "qqp": 88.5,
-        "rte": 59.9,
-        "sst2": 91.3,
-        "wnli": 56.3,
-    },
-}
+ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -71,6 +59,7 @@ class Reporter:
 class Report:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)  # the run directories it was computed from
+    notes: list[str] = field(default_factory=list)  # the runs' notes about their data
     _figures: dict[str, bytes] | None = None
 
     def figures(self) -> dict[str, bytes]:
@@ -86,54 +75,77 @@ class Report:
         return list(dict.fromkeys(zip(res["suite"], res["model"], strict=True)))
 
     def wide(self, suite: str, model: str) -> pd.DataFrame:
-        """The results table of a setting as text: rows x objectives, cells 'mean ± std (n)'."""
+        """The results of a setting as text: rows x arms, cells 'mean ± std (n)', a chance column,
+        and on headline rows how many seeds cleared chance when not all did."""
         res = self.tables["results"]
         res = res[(res["suite"] == suite) & (res["model"] == model)]
         objectives = sorted(res["objective"].unique(), key=lambda o: (o != "ce", o))
         rows = list(dict.fromkeys(res["row"]))
         out = pd.DataFrame("", index=pd.Index(rows, name="task"), columns=objectives)
+        learned = self.tables["learned"]
+        learned = learned[(learned["suite"] == suite) & (learned["model"] == model)]
+        learned = learned.set_index(["task", "objective"])
         for r in res.itertuples():
             if r.kind == "average":
                 out.loc[r.row, r.objective] = f"{r.mean:.2f} ({r.n} tasks)"
-            elif r.n > 1:
-                out.loc[r.row, r.objective] = f"{r.mean:.2f} ± {r.std:.2f} (n={r.n})"
-            else:
-                out.loc[r.row, r.objective] = f"{r.mean:.2f} (n=1)"
-        if model in REFERENCE:  # the measured setting matches a published one: show it beside
+                continue
+            cell = f"{r.mean:.2f} ± {r.std:.2f} (n={r.n}" if r.n > 1 else f"{r.mean:.2f} (n=1"
+            if r.headline and (r.task, r.objective) in learned.index:
+                got = learned.loc[(r.task, r.objective)]
+                if got["seeds_learned"] < got["n"]:
+                    cell += f", {got['seeds_learned']}/{got['n']} above chance"
+            out.loc[r.row, r.objective] = cell + ")"
+        ch = self.tables["chance"]
+        ch = ch[ch["suite"] == suite].drop_duplicates("row").set_index("row")["chance"]
+        out.insert(0, "chance", [f"{ch[row]:.2f}" if row in ch.index else "" for row in rows])
+        published = reference.beside(model)
+        if published:  # the measured setting is one of the paper's: show its figure beside
             heads = res[res["headline"]].drop_duplicates("row").set_index("row")["task"]
-            published = [REFERENCE[model].get(heads.get(row, ""), None) for row in rows]
-            out[f"published ({REFERENCE_SOURCE.split(':')[0]})"] = [f"{v:.1f}" if v else "" for v in published]
+            out[f"published ({reference.SANH.split(':')[0]})"] = [
+                f"{published[heads[row]][0]:.1f}" if row in heads.index and heads[row] in published else ""
+                for row in rows
+            ]
         return out
+
+
+def arm(r: dict) -> str:
+    return r.get("arm") or r["config"]["objective"]
+
+
+def main_split(r: dict) -> str:
+    return next(iter(r["final"]))
 
 
 def _row(task: str, split: str, metric: str) -> str:
     return " ".join(x for x in (task, SPLIT.get(split, split), SHORT.get(metric, metric)) if x)
 
 
+def _key(r: dict) -> dict:
+    c = r["config"]
+    return {"suite": c["suite"], "model": c["model"], "task": c["task"], "objective": arm(r), "seed": c["seed"]}
+
+
+def completed(records: list[dict]) -> list[dict]:
+    return [r for r in records if r.get("status") == "completed"]
+
+
 def score_frame(records: list[dict]) -> pd.DataFrame:
     """One row per (completed trial, dev split, GLUE metric)."""
     rows = []
-    for r in records:
-        if r.get("status") != "completed":
-            continue
-        c = r["config"]
+    for r in completed(records):
         for i, (split, m) in enumerate(r["final"].items()):
             for metric in (k for k in m if k in GLUE_METRICS):
                 rows.append(
                     {
-                        "suite": c["suite"],
-                        "model": c["model"],
-                        "task": c["task"],
+                        **_key(r),
                         "split": split,
                         "metric": metric,
-                        "row": _row(c["task"], split, metric),
-                        "objective": c["objective"],
-                        "seed": c["seed"],
+                        "row": _row(r["config"]["task"], split, metric),
                         "value": 100 * m[metric],
                         "headline": i == 0 and metric == r["primary_metric"],
                     }
                 )
-    cols = ["suite", "model", "task", "split", "metric", "row", "objective", "seed", "value", "headline"]
+    cols = [*SETTING, "task", "split", "metric", "row", "objective", "seed", "value", "headline"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -158,16 +170,61 @@ def results_table(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([per_row, *averages], ignore_index=True)[[*keys, "kind", "headline", "mean", "std", "n"]]
 
 
+def chance_and_learned(records: list[dict], preds: dict[str, dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The chance level of every (task, dev split, metric), and per trial whether it cleared it."""
+    levels, checkers, verdicts = [], {}, []
+    for r in completed(records):
+        c, p = r["config"], preds.get(r["trial_id"])
+        if p is None:
+            verdicts.append({**_key(r), "learned": None})
+            continue
+        for split, m in r["final"].items():
+            if (c["suite"], c["task"], split) in checkers or split not in p:
+                continue
+            labels, k = p[split]["labels"], p[split]["probs"].shape[1]
+            checkers[(c["suite"], c["task"], split)] = chance.Checker(labels, k)
+            names = r.get("label_names") or [str(i) for i in range(k)]
+            for metric in (x for x in m if x in GLUE_METRICS):
+                score, cls = chance.level(metric, labels, k)
+                levels.append(
+                    {
+                        "suite": c["suite"],
+                        "task": c["task"],
+                        "split": split,
+                        "metric": metric,
+                        "row": _row(c["task"], split, metric),
+                        "chance": 100 * score,
+                        "constant": f"always {names[cls]}" if metric != "mcc" else "any constant",
+                        "n_examples": len(labels),
+                    }
+                )
+        split = main_split(r)
+        check = checkers.get((c["suite"], c["task"], split))
+        ok = check.learned(r["primary_metric"], p[split]["probs"].argmax(1)) if check else None
+        verdicts.append({**_key(r), "learned": ok})
+    cols = ["suite", "task", "split", "metric", "row", "chance", "constant", "n_examples"]
+    per_trial = pd.DataFrame(verdicts, columns=[*KEY, "learned"])
+    known = per_trial[per_trial["learned"].notna()]
+    learned = (
+        known.groupby([*SETTING, "task", "objective"], sort=False)
+        .agg(seeds_learned=("learned", "sum"), n=("learned", "size"))
+        .reset_index()
+    )
+    learned["seeds_learned"] = learned["seeds_learned"].astype(int)
+    learned["learned"] = learned["seeds_learned"] > learned["n"] / 2  # most seeds cleared chance
+    return pd.DataFrame(levels, columns=cols), learned
+
+
 def comparisons(records: list[dict]) -> list[tuple[str, str, str, str]]:
-    """(suite, model, objective, baseline) for every declared baseline present in the same setting."""
-    present = {(r["config"]["suite"], r["config"]["model"], r["config"]["objective"]) for r in records}
+    """(suite, model, arm, baseline) for every declared baseline present in the same setting."""
+    present = {(r["config"]["suite"], r["config"]["model"], arm(r)) for r in records}
     found = set()
     for r in records:
         c = r["config"]
         # records written before `compare_to` existed judged every objective against ce
         for base in r.get("compare_to", [] if c["objective"] == "ce" else ["ce"]):
             if (c["suite"], c["model"], base) in present:
-                found.add((c["suite"], c["model"], c["objective"], base))
+                found.add((c["suite"], c["model"], arm(r), base))
     return sorted(found)
 
 
@@ -198,47 +255,37 @@ def deltas_table(results: pd.DataFrame, pairs) -> pd.DataFrame:
     )
 
 
-def wins(deltas: pd.DataFrame) -> pd.DataFrame:
-    """Per comparison: on how many tasks the objective beats its baseline on the headline metric."""
-    columns = [*SETTING, "objective", "baseline", "better", "tasks", "summary"]
-    head = deltas[deltas["headline"].astype(bool)]
-    if head.empty:
-        return pd.DataFrame(columns=columns)
-    out = (
-        head.groupby([*SETTING, "objective", "baseline"])
-        .agg(better=("delta", lambda d: int((d > 0).sum())), tasks=("delta", "size"))
-        .reset_index()
-    )
-    out["summary"] = [
-        f"{r.objective} better than {r.baseline} on {r.better} of {r.tasks} tasks" for r in out.itertuples()
-    ]
-    return out[columns]
-
-
-def significance_table(records: list[dict], pairs, trial_dirs: dict[str, Path]) -> pd.DataFrame:
+def significance_table(records: list[dict], pairs, preds: dict[str, dict], learned: pd.DataFrame) -> pd.DataFrame:
+    ok = learned.set_index([*SETTING, "task", "objective"])["learned"].to_dict()
     rows = []
     for suite, model, obj, base in pairs:
         by_task: dict[str, dict[str, list]] = {}
-        for r in records:
+        for r in completed(records):
             c = r["config"]
-            if r.get("status") != "completed" or (c["suite"], c["model"]) != (suite, model):
-                continue
-            if c["objective"] in (obj, base):
-                by_task.setdefault(c["task"], {}).setdefault(c["objective"], []).append(r)
+            if (c["suite"], c["model"]) == (suite, model) and arm(r) in (obj, base) and r["trial_id"] in preds:
+                by_task.setdefault(c["task"], {}).setdefault(arm(r), []).append(r)
+        family = []
         for task, sides in sorted(by_task.items()):
             if set(sides) != {obj, base}:
                 continue
             first = sides[obj][0]
-            split, metric = next(iter(first["final"])), first["primary_metric"]
-            preds = {}
-            for name, recs in sides.items():
-                loaded = [read_predictions(trial_dirs[r["trial_id"]] / r["predictions"])[split] for r in recs]
-                preds[name] = loaded
-            labels = preds[obj][0]["labels"]
-            res = bootstrap.paired(
-                metric, labels, [p["probs"].argmax(1) for p in preds[obj]], [p["probs"].argmax(1) for p in preds[base]]
+            split, metric = main_split(first), first["primary_metric"]
+            labels = preds[first["trial_id"]][split]["labels"]
+            side = {
+                name: [preds[r["trial_id"]][split]["probs"].argmax(1) for r in recs] for name, recs in sides.items()
+            }
+            seeds = {name: [r["config"]["seed"] for r in recs] for name, recs in sides.items()}
+            res = significance.compare(metric, labels, side[obj], side[base], seeds[obj], seeds[base])
+            both = ok.get((suite, model, task, obj)) and ok.get((suite, model, task, base))
+            fewest = min(len(seeds[obj]), len(seeds[base]))
+            note = (
+                "one seed a side: dev-example resampling only, blind to seed variance"
+                if res.design == "examples only"
+                else f"fewer than {significance.MIN_SEEDS} seeds a side: too few to estimate seed variance well"
+                if fewest < significance.MIN_SEEDS
+                else ""
             )
-            rows.append(
+            family.append(
                 {
                     "suite": suite,
                     "model": model,
@@ -246,57 +293,183 @@ def significance_table(records: list[dict], pairs, trial_dirs: dict[str, Path]) 
                     "baseline": base,
                     "task": task,
                     "row": _row(task, split, metric),
-                    "delta": 100 * res["delta"],
-                    "ci_low": 100 * res["ci_low"],
-                    "ci_high": 100 * res["ci_high"],
-                    "p_value": res["p_value"],
+                    "delta": 100 * res.delta,
+                    "ci_low": 100 * res.ci_low,
+                    "ci_high": 100 * res.ci_high,
+                    "p_value": res.p_value,
+                    "design": res.design,
+                    "seeds": f"{len(seeds[obj])} vs {len(seeds[base])}",
                     "n_examples": len(labels),
-                    "seeds": f"{len(preds[obj])} vs {len(preds[base])}",
+                    "both_learned": bool(both),
+                    "note": note if both else "; ".join(filter(None, ["not above chance: left out of k of n", note])),
                 }
             )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "suite",
-            "model",
-            "objective",
-            "baseline",
-            "task",
-            "row",
-            "delta",
-            "ci_low",
-            "ci_high",
-            "p_value",
-            "n_examples",
-            "seeds",
-        ],
-    )
+        for row, adjusted in zip(family, significance.holm([f["p_value"] for f in family]), strict=True):
+            row["p_holm"] = adjusted
+        rows += family
+    cols = [
+        *SETTING,
+        "objective",
+        "baseline",
+        "task",
+        "row",
+        "delta",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "p_holm",
+        "design",
+        "seeds",
+        "n_examples",
+        "both_learned",
+        "note",
+    ]
+    return pd.DataFrame(rows, columns=cols)
 
 
-def cmi_trials(records: list[dict]) -> pd.DataFrame:
-    """Per completed trial: headline dev metric (%), CMI, Gamma, NCMI on the main dev split."""
+def wins(deltas: pd.DataFrame, sig: pd.DataFrame) -> pd.DataFrame:
+    """Per comparison: on how many tasks (where both arms learned) the arm beats its baseline on the
+    headline metric, on how many of those significantly (Holm), and which tasks were left out."""
+    columns = [*SETTING, "objective", "baseline", "better", "significant", "worse_significant", "tasks", "left_out"]
+    head = deltas[deltas["headline"].astype(bool)]
     rows = []
-    for r in records:
-        if r.get("status") != "completed":
-            continue
-        c = r["config"]
-        split, m = next(iter(r["final"].items()))
+    for (suite, model, obj, base), d in head.groupby([*SETTING, "objective", "baseline"], sort=False):
+        s = sig[(sig["suite"] == suite) & (sig["model"] == model) & (sig["objective"] == obj)]
+        s = s[s["baseline"] == base].set_index("task")
+        counted = [t for t in d["task"] if t in s.index and s.loc[t, "both_learned"]]
+        left = [t for t in d["task"] if t not in counted]
+        d = d.set_index("task")
+        sig_here = [t for t in counted if s.loc[t, "p_holm"] < ALPHA]
         rows.append(
             {
-                **{k: c[k] for k in (*SETTING, "task", "objective", "seed")},
-                "metric": 100 * m[r["primary_metric"]],
+                "suite": suite,
+                "model": model,
+                "objective": obj,
+                "baseline": base,
+                "better": int(sum(d.loc[t, "delta"] > 0 for t in counted)),
+                "significant": int(sum(d.loc[t, "delta"] > 0 for t in sig_here)),
+                "worse_significant": int(sum(d.loc[t, "delta"] < 0 for t in sig_here)),
+                "tasks": len(counted),
+                "left_out": ", ".join(left),
+            }
+        )
+    out = pd.DataFrame(rows, columns=columns)
+    out["summary"] = [summary(r) for r in out.itertuples()]
+    return out
+
+
+def summary(r) -> str:
+    text = (
+        f"{r.objective} better than {r.baseline} on {r.better} of {r.tasks} tasks, "
+        f"significantly on {r.significant} (seed-aware test, Holm-adjusted p < {ALPHA})"
+    )
+    if r.worse_significant:
+        text += f"; significantly worse on {r.worse_significant}"
+    if r.left_out:
+        text += f"; left out (no test, or an arm not above chance): {r.left_out}"
+    return text
+
+
+def teachers_table(records: list[dict]) -> pd.DataFrame:
+    """Per student setting, task and arm: its teachers' arm, headline dev metric and CMI (over seeds)."""
+    by_id = {r["trial_id"]: r for r in completed(records)}
+    rows = []
+    for r in completed(records):
+        t = by_id.get(r["config"].get("teacher") or "")
+        if t is None:
+            continue
+        m = t["final"][main_split(t)]
+        rows.append(
+            {
+                **_key(r),
+                "teacher": arm(t),
+                "teacher_model": t["config"]["model"],
+                "metric": t["primary_metric"],
+                "value": 100 * m[t["primary_metric"]],
                 "cmi": m["cmi"],
-                "gamma": m["gamma"],
                 "ncmi": m["ncmi"],
             }
         )
-    return pd.DataFrame(rows, columns=[*SETTING, "task", "objective", "seed", "metric", "cmi", "gamma", "ncmi"])
+    cols = [*SETTING, "task", "objective", "teacher", "teacher_model", "metric", "mean", "std", "cmi", "ncmi", "n"]
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    frame = pd.DataFrame(rows)
+    keys = [*SETTING, "task", "objective", "teacher", "teacher_model", "metric"]
+    out = frame.groupby(keys, sort=False).agg(
+        mean=("value", "mean"), std=("value", "std"), cmi=("cmi", "mean"), ncmi=("ncmi", "mean"), n=("seed", "size")
+    )
+    return out.reset_index()[cols]
+
+
+def _rows_text(n: int | None, official: int | None) -> str:
+    if n is None:
+        return "unknown (record before schema 2)"
+    if official is None:
+        return f"{n:,} rows (no official size known)"
+    return f"{n:,} rows (official)" if n == official else f"{n:,} rows; the official split has {official:,}"
+
+
+def data_table(records: list[dict], results: pd.DataFrame) -> pd.DataFrame:
+    """Per suite and task: training rows used of how many, dev splits' provenance, what the score averages."""
+    rows, seen = [], set()
+    for r in completed(records):
+        c = r["config"]
+        if (c["suite"], c["task"]) in seen:
+            continue
+        seen.add((c["suite"], c["task"]))
+        d, official = r.get("data", {}), r.get("data", {}).get("official_rows", {})
+        used = sorted(
+            {
+                x.get("data", {}).get("train_examples")
+                for x in completed(records)
+                if (x["config"]["suite"], x["config"]["task"]) == (c["suite"], c["task"])
+            }
+            - {None}
+        )
+        available = d.get("train_rows")
+        train = f"{' / '.join(f'{u:,}' for u in used) or '?'} used of " + _rows_text(available, official.get("train"))
+        if available and official.get("train") and available < official["train"]:
+            train += " (a sample of the official train split)"
+        dev = [f"{split}: {_rows_text(n, official.get(split))}" for split, n in d.get("dev_examples", {}).items()]
+        dev += [f"{split}: missing, not evaluated" for split in d.get("missing_splits", [])]
+        task_rows = results[(results["suite"] == c["suite"]) & (results["task"] == c["task"])]
+        parts = list(dict.fromkeys(task_rows["row"]))
+        averages = parts[0] if len(parts) == 1 else "mean of " + " and ".join(parts)
+        if d.get("missing_splits"):
+            averages += " (" + ", ".join(d["missing_splits"]) + " missing)"
+        rows.append(
+            {"suite": c["suite"], "task": c["task"], "train": train, "dev": "; ".join(dev), "task score": averages}
+        )
+    return pd.DataFrame(rows, columns=["suite", "task", "train", "dev", "task score"])
+
+
+SPACES = (("posterior", ""), ("features", "_features"))
+
+
+def cmi_trials(records: list[dict]) -> pd.DataFrame:
+    """Per completed trial and distribution space: headline dev metric (%), CMI, Gamma, NCMI (main dev split)."""
+    rows = []
+    for r in completed(records):
+        m = r["final"][main_split(r)]
+        for space, suffix in SPACES:
+            if f"cmi{suffix}" in m:
+                rows.append(
+                    {
+                        **_key(r),
+                        "space": space,
+                        "metric": 100 * m[r["primary_metric"]],
+                        "cmi": m[f"cmi{suffix}"],
+                        "gamma": m[f"gamma{suffix}"],
+                        "ncmi": m[f"ncmi{suffix}"],
+                    }
+                )
+    return pd.DataFrame(rows, columns=[*KEY, "space", "metric", "cmi", "gamma", "ncmi"])
 
 
 def cmi_table(per_trial: pd.DataFrame) -> pd.DataFrame:
-    """Means over seeds of CMI, Gamma and NCMI per setting, task and objective."""
+    """Means over seeds of CMI, Gamma and NCMI per setting, task, arm and space."""
     return (
-        per_trial.groupby([*SETTING, "task", "objective"], sort=False)
+        per_trial.groupby([*SETTING, "task", "objective", "space"], sort=False)
         .agg(cmi=("cmi", "mean"), gamma=("gamma", "mean"), ncmi=("ncmi", "mean"), n=("seed", "size"))
         .reset_index()
     )
@@ -304,77 +477,91 @@ def cmi_table(per_trial: pd.DataFrame) -> pd.DataFrame:
 
 def trials_table(records: list[dict]) -> pd.DataFrame:
     rows = [
-        {
-            **{k: r["config"][k] for k in (*SETTING, "task", "objective", "seed")},
-            "trial_id": r["trial_id"],
-            "status": r.get("status"),
-            "reason": r.get("error", ""),
-        }
-        for r in records
+        {**_key(r), "trial_id": r["trial_id"], "status": r.get("status"), "reason": r.get("error", "")} for r in records
     ]
-    return pd.DataFrame(rows, columns=[*SETTING, "task", "objective", "seed", "trial_id", "status", "reason"])
-
-
-def reference_table() -> pd.DataFrame:
-    rows = [
-        {"model": m, "task": t, "score": s, "source": REFERENCE_SOURCE}
-        for m, d in REFERENCE.items()
-        for t, s in d.items()
-    ]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[*KEY, "trial_id", "status", "reason"])
 
 
 def curves_table(records: list[dict]) -> pd.DataFrame:
     rows = []
-    for r in records:
-        if r.get("status") != "completed":
-            continue
-        c = r["config"]
-        split = next(iter(r["final"]))
+    for r in completed(records):
+        split = main_split(r)
         for e in r["epochs"]:
             rows.append(
                 {
-                    **{k: c[k] for k in (*SETTING, "task", "objective", "seed")},
+                    **_key(r),
                     "epoch": e["epoch"],
                     "train_loss": e["train_loss"],
                     "dev_metric": 100 * e[split][r["primary_metric"]],
                 }
             )
-    return pd.DataFrame(rows, columns=[*SETTING, "task", "objective", "seed", "epoch", "train_loss", "dev_metric"])
+    return pd.DataFrame(rows, columns=[*KEY, "epoch", "train_loss", "dev_metric"])
+
+
+def load_records(run_dirs: list[Path]) -> tuple[list[dict], dict[str, Path], list[str]]:
+    """Every trial record of the runs (a trial in two runs counts once), where each lives, and the
+    runs' notes; a record that cannot be read, or is of a newer schema, is refused by path."""
+    from harness.results import RECORD
+
+    records, where, notes = [], {}, []
+    for run_dir in run_dirs:
+        run_file = run_dir / "run.json"
+        if run_file.is_file():
+            try:
+                notes += [n for n in read_json(run_file).get("notes", []) if n not in notes]
+            except ValueError:
+                raise HarnessError(f"{run_file}: not valid JSON; the run's plan is damaged") from None
+        for path in sorted((run_dir / "trials").glob(f"*/{RECORD}")):
+            try:
+                r = read_json(path)
+                whole = isinstance(r, dict) and "trial_id" in r and "task" in r.get("config", {})
+                why = "" if whole else "it lacks trial_id or config"
+            except ValueError as exc:
+                r, why = None, f"not valid JSON: {exc}"
+            if why:
+                raise HarnessError(
+                    f"{path}: not a trial record ({why}); move it away, or rerun that trial with "
+                    f"`harness run --resume {run_dir}`"
+                )
+            if r.get("schema", 1) > SCHEMA:
+                raise HarnessError(
+                    f"{path}: record schema {r['schema']} is newer than this harness reads ({SCHEMA}); "
+                    f"upgrade cmi-harness to report it"
+                )
+            if r["trial_id"] not in where:
+                records.append(r)
+                where[r["trial_id"]] = path.parent
+    records.sort(key=lambda r: tuple(_key(r).values()))
+    return records, where, notes
 
 
 def build(run_dirs: list[Path]) -> Report:
-    from harness.results import trial_records
-
-    records, where = [], {}
-    for run_dir in run_dirs:
-        for r in trial_records(run_dir):
-            if r["trial_id"] not in where:  # the same config in two runs counts once
-                records.append(r)
-                where[r["trial_id"]] = run_dir / "trials" / r["trial_id"]
-    records.sort(
-        key=lambda r: (
-            r["config"]["suite"],
-            r["config"]["model"],
-            r["config"]["task"],
-            r["config"]["objective"],
-            r["config"]["seed"],
-        )
-    )
+    records, where, notes = load_records(run_dirs)
+    preds = {}
+    for r in completed(records):
+        path = where[r["trial_id"]] / r.get("predictions", "")
+        if r.get("predictions") and path.is_file():
+            preds[r["trial_id"]] = read_predictions(path)
     scores = score_frame(records)
     results = results_table(scores)
+    levels, learned = chance_and_learned(records, preds)
     pairs = comparisons(records)
     deltas = deltas_table(results, pairs)
+    sig = significance_table(records, pairs, preds, learned)
     per_trial = cmi_trials(records)
     tables = {
         "results": results,
+        "chance": levels,
+        "learned": learned,
         "deltas": deltas,
-        "wins": wins(deltas),
-        "significance": significance_table(records, pairs, where),
+        "wins": wins(deltas, sig),
+        "significance": sig,
+        "teachers": teachers_table(records),
+        "data": data_table(records, results),
         "cmi": cmi_table(per_trial),
         "cmi_trials": per_trial,
         "curves": curves_table(records),
         "trials": trials_table(records),
-        "reference": reference_table(),
+        "reference": reference.table(),
     }
-    return Report(tables, [str(d) for d in run_dirs])
+    return Report(tables, [str(d) for d in run_dirs], notes)

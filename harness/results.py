@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA = 1
+# 2: records name their arm, the data's provenance (rows used / available / official, missing
+# splits), a student's kept layers, and CMI in the space an objective shapes. Readers take 1 too.
+SCHEMA = 2
 RECORD = "record.json"
 PREDICTIONS = "dev_predictions.safetensors"
 LIBRARIES = ("torch", "transformers", "datasets", "deepspeed", "ray", "pluggy", "numpy", "scikit-learn")

@@ -97,6 +97,21 @@ def skipped(cfg: TrialConfig, run_dir: Path, by_id: dict[str, dict]) -> dict | N
     return None
 
 
+def needless_teacher(cfg: TrialConfig, trials: list[TrialConfig], run_dir: Path) -> dict | None:
+    """The run's copy of a teacher's record when the teacher is gone from its store (another
+    machine, a new checkout) but nothing needs it any more: every trial that learns from it, or
+    continues it, has completed. Else None, and the teacher is trained (again)."""
+    copy = completed_record(run_dir / "trials" / cfg.trial_id())
+    if not cfg.save_teacher or copy is None:
+        return None
+    tid = cfg.trial_id()
+    for dep in (c for c in trials if tid in (c.teacher, c.init_from)):
+        done = completed_record(dep.trial_dir(run_dir)) or needless_teacher(dep, trials, run_dir)
+        if done is None:
+            return None
+    return copy
+
+
 def publish(cfg: TrialConfig, run_dir: Path) -> None:
     """Copies a teacher's record and dev predictions into the run, so its report shows the teachers."""
     src, dst = cfg.trial_dir(run_dir), run_dir / "trials" / cfg.trial_id()
@@ -143,8 +158,9 @@ def run_local(
             started = time.perf_counter()
             if retrain_teachers and cfg.save_teacher:
                 (cfg.trial_dir(run_dir) / RECORD).unlink(missing_ok=True)
-            stored = completed_record(cfg.trial_dir(run_dir)) is not None
-            record = skipped(cfg, run_dir, by_id)
+            stored = completed_record(cfg.trial_dir(run_dir))
+            spare = None if stored else needless_teacher(cfg, plan.trials, run_dir)
+            record = spare or skipped(cfg, run_dir, by_id)
             for attempt in range(retries + 1):
                 if record:
                     break
@@ -159,7 +175,7 @@ def run_local(
             bar.advance(overall)
             records.append(record)
             text = line(record, time.perf_counter() - started)
-            text = text.replace(" s)", " s, stored earlier)") if stored else text
+            text = text.replace(" s)", " s, stored earlier)") if stored or spare else text
             log.info("%s", Text.from_markup(text).plain)
             if not quiet:
                 console.print(text, soft_wrap=True)

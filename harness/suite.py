@@ -23,6 +23,9 @@ class Task:
     pair: bool  # True when examples are sentence pairs (text_a, text_b)
     metrics: tuple[str, ...]  # from harness.metrics.GLUE_METRICS; the first is the task's headline metric
     dev_splits: tuple[str, ...] = ("validation",)  # the first is required, the rest optional
+    # rows of each split in the benchmark's official release, to tell a report whether the data
+    # used is the official split, a sample of it, or something else
+    official_rows: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def num_labels(self) -> int:

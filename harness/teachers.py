@@ -47,13 +47,15 @@ def _completed(store: Path, teacher_id: str) -> tuple[Path, dict]:
     return path, record
 
 
-def load_weights(store: Path, teacher_id: str, model: torch.nn.Module) -> None:
-    path, _ = _completed(store, teacher_id)
+def load_weights(store: Path, teacher_id: str, model: torch.nn.Module) -> str:
+    """Loads the teacher's weights into ``model``; returns the teacher's label (its ``arm``)."""
+    path, record = _completed(store, teacher_id)
     missing, unexpected = model.load_state_dict(load_file(str(path / WEIGHTS)), strict=False)
     if missing or unexpected:
         raise TrialFailed(
             f"teacher {teacher_id}'s weights do not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}"
         )
+    return record.get("arm", record["config"]["objective"])
 
 
 def load_logits(store: Path, teacher_id: str, task: Task, train: Columns) -> torch.Tensor:

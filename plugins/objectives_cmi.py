@@ -82,6 +82,9 @@ class _CentroidObjective(Objective):
             return F.softmax(out.features / self.hp["temperature"], dim=-1)
         return F.softmax(out.logits, dim=-1)
 
+    def cmi_distribution(self, out: Outputs) -> tuple[str, torch.Tensor] | None:
+        return ("features", self.distribution(out)) if self.hp["space"] == "features" else None
+
     # -- the terms ------------------------------------------------------------------------------
     def kl_to_own(self, p: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """(1/B) sum_i KL(P_i || Q_{y_i}) over examples whose class has a centroid (0 for the others)."""

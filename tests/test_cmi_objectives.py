@@ -162,6 +162,49 @@ def test_features_space_runs_end_to_end(smoke):
     r = got["cmi_min"]
     assert r["status"] == "completed" and r["hparams"]["space"] == "features"
     assert r["epochs"][-1]["train_parts"]["kl"] > 0
+    assert r["arm"] == "cmi_min[space=features,centroids=exact]"
+
+
+def test_features_space_trial_records_dev_cmi_in_the_space_it_optimises(cli, tmp_path):
+    args = ["--objectives", "cmi_min", "--objective-args", "cmi_min.space=features", "--tasks", "nli"]
+    code, _, err = cli("run", *args, "--seeds", "1", "--epochs", "1", "--output-dir", str(tmp_path), "--quiet")
+    assert code == 0, err
+    (run_dir,) = tmp_path.iterdir()
+    (r,) = trial_records(run_dir)
+    final = r["final"]["validation"]
+    assert final["cmi_features"] != final["cmi"]
+    assert final["ncmi_features"] == pytest.approx(final["cmi_features"] / final["gamma_features"])
+    from harness.report import build
+
+    spaces = build([run_dir]).tables["cmi"].set_index("space")  # the report labels which is which
+    assert spaces.loc["features", "cmi"] == pytest.approx(final["cmi_features"])
+    assert spaces.loc["posterior", "cmi"] == pytest.approx(final["cmi"])
+
+
+def test_features_space_dev_cmi_matches_a_recomputation_from_the_pooled_vectors(loaded):
+    """evaluate() against softmax(pooler_output / T) of the same model, computed here without the harness's tap."""
+    import numpy as np
+
+    from harness.batching import Columns
+    from harness.data import tokenize
+    from harness.metrics import cmi_stats
+    from harness.trainer import _FeatureTap, evaluate
+
+    suite = loaded.suites.get("smoke")
+    task = suite.task("nli")
+    torch.manual_seed(0)
+    tok, model = loaded.models.get("tiny").load(task.num_labels)
+    dev = Columns(tokenize(task, suite.load(task, None), tok, 64, 50)["validation"], tok.pad_token_id)
+    objective = loaded.objectives.get("cmi_min")(task.num_labels, space="features", temperature=0.5)
+    metrics, _ = evaluate(model, dev, task, 16, objective, _FeatureTap(model))
+    model.eval()
+    with torch.no_grad():
+        batch = dev.collate(np.arange(len(dev)))
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "idx")}
+        pooled = model.bert(**inputs).pooler_output.double()
+    expected = cmi_stats(torch.softmax(pooled / 0.5, -1).numpy(), dev.labels, task.num_labels)
+    assert metrics["cmi_features"] == pytest.approx(expected["cmi"], rel=1e-5)
+    assert metrics["gamma_features"] == pytest.approx(expected["gamma"], rel=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -52,15 +52,20 @@ def test_teachers_are_planned_first_once_and_shared(loaded, tmp_path):
     roles = [(c.objective, c.model, c.save_teacher) for c in plan.trials]
     assert roles == [
         ("ce", "tiny", True),
+        ("ce", "tiny", True),
         ("cmi_max", "tiny", True),
         ("ce", "tiny:half", False),
         ("kd", "tiny:half", False),
         ("cmi_max_kd", "tiny:half", False),
     ]
-    ce_teacher, cmi_teacher, _, kd, cmi_kd = plan.trials
+    ce_teacher, control, cmi_teacher, _, kd, cmi_kd = plan.trials
     assert cmi_teacher.init_from == ce_teacher.trial_id()  # the max-CMI stage continues the ce teacher
     assert cmi_teacher.objective_args["centroids"] == "exact"  # Q from the fine-tuned teacher
-    assert kd.teacher == ce_teacher.trial_id() and cmi_kd.teacher == cmi_teacher.trial_id()
+    assert kd.teacher == control.trial_id() and cmi_kd.teacher == cmi_teacher.trial_id()
+    # the matched control: the same continuation of the same teacher, the CMI term left out
+    assert control.init_from == ce_teacher.trial_id() and control.epochs == cmi_teacher.epochs == 1
+    differ = {k for k, v in control.to_dict().items() if cmi_teacher.to_dict()[k] != v}
+    assert differ == {"objective", "objective_args"}
 
 
 def test_teacher_ids_change_with_teacher_config_and_data(loaded, tmp_path):
@@ -97,16 +102,19 @@ def test_one_teacher_serves_two_students_and_a_second_run(loaded, tmp_path):
     plan = _plan(loaded, store)
     first_dir, second_dir = tmp_path / "run1", tmp_path / "run2"
     records = run_local(plan, first_dir, loaded, console, quiet=True)
-    assert [r["status"] for r in records] == ["completed"] * 4
+    assert [r["status"] for r in records] == ["completed"] * 5
     teacher_files = {p: p.read_bytes() for p in store.rglob("record.json")}
-    assert len(teacher_files) == 2  # the ce teacher and its cmi_max continuation, nothing else
+    assert len(teacher_files) == 3  # the ce teacher and its two continuations (ce, cmi_max), nothing else
     again = run_local(_plan(loaded, store, objectives=("kd",)), second_dir, loaded, console, quiet=True)
     assert {p: p.read_bytes() for p in store.rglob("record.json")} == teacher_files  # reused, not retrained
     assert again[0]["trial_id"] == records[0]["trial_id"]
     published = {r["trial_id"] for r in trial_records(second_dir)}
     assert records[0]["trial_id"] in published  # the run's report sees its teacher
-    cmi = {r["config"]["objective"]: r["final"]["validation"]["cmi"] for r in records[:2]}
-    assert cmi["cmi_max"] > cmi["ce"]  # the max-CMI teacher has the higher dev CMI
+    cmi = {r["arm"]: r["final"]["validation"]["cmi"] for r in records[:3]}
+    assert set(cmi) == {"ce", "ce→ce", "ce→cmi_max[centroids=exact]"}
+    assert cmi["ce→cmi_max[centroids=exact]"] > cmi["ce→ce"]  # higher dev CMI than its matched control
+    students = {r["arm"]: r for r in records[3:]}
+    assert students["kd"]["config"]["teacher"] == records[1]["trial_id"]
 
 
 def test_failed_teacher_skips_its_students_with_the_reason(loaded, tmp_path):
@@ -131,21 +139,35 @@ def test_failed_teacher_skips_its_students_with_the_reason(loaded, tmp_path):
     assert status["kd"][0] == "skipped" and "teacher teacher-nli-ce-" in status["kd"][1] and "failed" in status["kd"][1]
 
 
-def test_half_keeps_every_other_layer(loaded):
+def test_student_layers_are_spread_like_distilbert():
+    from harness.models import student_layers
+
+    assert student_layers(12) == [0, 2, 4, 7, 9, 11]  # DistilBERT's extraction from BERT-base
+    assert student_layers(6) == [0, 2, 5]
+    assert student_layers(2) == [0] and student_layers(4) == [0, 3]
+
+
+def test_half_keeps_the_spread_layers_with_their_weights(loaded):
     from transformers import BertConfig, BertForSequenceClassification
 
-    from harness.models import keep_every_other_layer
+    from harness.models import keep_half_of_layers
 
     torch.manual_seed(0)
     teacher = BertForSequenceClassification(
-        BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=5, num_attention_heads=2, intermediate_size=32)
+        BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=12, num_attention_heads=2, intermediate_size=32)
     )
     originals = [layer.state_dict() for layer in teacher.bert.encoder.layer]
-    student = keep_every_other_layer(teacher)
-    assert student.config.num_hidden_layers == 3 and len(student.bert.encoder.layer) == 3
-    for kept, source in zip(student.bert.encoder.layer, (0, 2, 4), strict=True):
+    student = keep_half_of_layers(teacher)
+    assert student.config.num_hidden_layers == 6 and len(student.bert.encoder.layer) == 6
+    assert student.config.student_layers == [0, 2, 4, 7, 9, 11]
+    for kept, source in zip(student.bert.encoder.layer, (0, 2, 4, 7, 9, 11), strict=True):
         assert all(torch.equal(v, originals[source][k]) for k, v in kept.state_dict().items())
     student(input_ids=torch.tensor([[1, 2, 3]]))  # still runs
+
+
+def test_list_details_names_the_student_layers(cli):
+    code, out, _ = cli("list", "--details", "minilm-l6:half")
+    assert code == 0 and "layers 0, 2, 5 of 6" in out
 
 
 def test_mismatched_label_space_is_refused(tmp_path):
@@ -220,3 +242,26 @@ def test_retrain_teachers_trains_a_stored_teacher_again(loaded, tmp_path):
     assert reused[0]["wall_time_s"] == first[0]["wall_time_s"]  # the stored record, untouched
     assert again[0]["wall_time_s"] != first[0]["wall_time_s"]  # a new training run ...
     assert again[0]["epochs"] == first[0]["epochs"]  # ... with the same numbers (same seed)
+
+
+def test_a_resumed_run_without_its_teacher_store_retrains_only_the_teachers_still_needed(loaded, tmp_path):
+    """A run committed without its teacher store (weights stay behind): finished students keep their
+    teachers' published records; a student still to run gets its teachers trained again."""
+    import shutil
+
+    console = Console(quiet=True)
+    plan = _plan(loaded, tmp_path / "teachers")
+    first = run_local(plan, tmp_path / "run", loaded, console, quiet=True)
+    before = {r["trial_id"]: r for r in first}
+    shutil.rmtree(tmp_path / "teachers")  # a new checkout: the store is gone, the run's copies remain
+    again = run_local(plan, tmp_path / "run", loaded, console, quiet=True)
+    assert {r["trial_id"]: r for r in again} == before and not (tmp_path / "teachers").exists()
+    kd = next(r for r in first if r["config"]["objective"] == "kd")
+    (tmp_path / "run" / "trials" / kd["trial_id"] / "record.json").unlink()  # kd must run again
+    third = run_local(plan, tmp_path / "run", loaded, console, quiet=True)
+    retrained = {p.parent.name for p in (tmp_path / "teachers").glob("*/record.json")}
+    assert retrained == {
+        kd["config"]["teacher"],
+        next(c.init_from for c in plan.trials if c.trial_id() == kd["config"]["teacher"]),
+    }
+    assert next(r for r in third if r["trial_id"] == kd["trial_id"])["final"] == kd["final"]  # same numbers

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import psutil
 import pytest
@@ -49,8 +50,8 @@ def test_a_student_runs_after_its_teacher_and_matches_the_local_executor(loaded,
 
     local = run_local(plan_in(tmp_path / "t1"), tmp_path / "local", loaded, QUIET, quiet=True)
     remote = run_ray(plan_in(tmp_path / "t2"), tmp_path / "ray", QUIET, RayOptions(quiet=True))
-    assert [r["config"]["save_teacher"] for r in remote] == [True, False]  # teacher stage first
-    assert [r["status"] for r in remote] == ["completed", "completed"]
+    assert [r["config"]["save_teacher"] for r in remote] == [True, True, False]  # teacher stages first
+    assert [r["status"] for r in remote] == ["completed"] * 3
     for a, b in zip(local, remote, strict=True):
         assert a["epochs"] == b["epochs"]
     assert (tmp_path / "t2" / remote[0]["trial_id"] / "record.json").exists()  # in the teacher store
@@ -119,17 +120,25 @@ def test_two_ray_workers_follow_the_one_worker_loss_curve(loaded, tmp_path, monk
 def test_asha_stops_a_poor_trial_early_and_the_best_config_is_saved(cli, tmp_path):
     code, out, err = cli(
         "tune", "--tasks", "sentiment", "--search", "lr=grid:2e-3,1e-7", "--scheduler", "asha", "--epochs", "3",
-        "--threads", "1", "--max-concurrent-trials", "1", "--output-dir", str(tmp_path),
+        "--threads", "1", "--max-concurrent-trials", "1", "--output-dir", str(tmp_path), "--confirm-seeds", "2,3",
     )  # fmt: skip
     assert code == 0, err
     (run_dir,) = tmp_path.iterdir()
     table = pd.read_csv(run_dir / "search.csv").set_index("lr")
     assert table.loc[2e-3, "status"] == "completed" and table.loc[2e-3, "epochs"] == 3
     assert table.loc[1e-7, "status"] == "stopped" and table.loc[1e-7, "epochs"] == 1  # 1 of 3 epochs
-    assert table.loc[1e-7, "accuracy"] < table.loc[2e-3, "accuracy"]
+    selection = "accuracy (selection score: dev, used to choose)"
+    assert table.loc[1e-7, selection] < table.loc[2e-3, selection]
     best = yaml.safe_load((run_dir / "best.yaml").read_text())
     assert best["lr"] == 2e-3 and best["tasks"] == ["sentiment"] and best["epochs"] == 3
-    assert "stopped early after epoch 1" in out and "best: lr=0.002 -> accuracy" in out
+    assert "stopped early after epoch 1" in out and "best: lr=0.002 (trial" in out
+    # the result is the best config rerun on fresh seeds, in a run directory of its own
+    confirmed = [read_json(p) for p in (run_dir / "confirm").glob("trials/*/record.json")]
+    assert sorted(r["config"]["seed"] for r in confirmed) == [2, 3] and {r["config"]["lr"] for r in confirmed} == {2e-3}
+    scores = [100 * r["final"]["validation"]["accuracy"] for r in confirmed]
+    result = f"result: accuracy {np.mean(scores):.2f} ± {np.std(scores, ddof=1):.2f} over fresh seeds [2, 3] (n=2)"
+    assert result in out and result in (run_dir / "best.yaml").read_text()
+    assert (run_dir / "confirm" / "report" / "report.md").exists()
     stopped = read_json(next(p for p in run_dir.glob("trials/*/record.json") if read_json(p)["status"] == "stopped"))
     assert [e["epoch"] for e in stopped["epochs"]] == [1] and "accuracy" in stopped["epochs"][0]["validation"]
     # Tune killed the stopped trial's Train controller, so the harness released its workers' CPU
@@ -236,7 +245,7 @@ def test_an_optuna_search_samples_within_the_space(cli, tmp_path):
     code, out, err = cli(
         "tune", "--tasks", "sentiment", "--search", "lr=loguniform:1e-3:3e-3", "--search-alg", "optuna",
         "--num-samples", "2", "--epochs", "1", "--threads", "1", "--max-concurrent-trials", "2",
-        "--output-dir", str(tmp_path), "--quiet",
+        "--output-dir", str(tmp_path), "--quiet", "--confirm-seeds", "none",
     )  # fmt: skip
     assert code == 0, err
     (run_dir,) = tmp_path.iterdir()
@@ -250,6 +259,7 @@ def test_a_config_drawn_twice_is_trained_once(cli, tmp_path):
     code, out, err = cli(
         "tune", "--tasks", "sentiment", "--search", "lr=choice:2e-3", "--num-samples", "2", "--epochs", "1",
         "--threads", "1", "--max-concurrent-trials", "2", "--output-dir", str(tmp_path), "--quiet",
+        "--confirm-seeds", "none",
     )  # fmt: skip
     assert code == 0, err
     (run_dir,) = tmp_path.iterdir()

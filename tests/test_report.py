@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 
-from harness import bootstrap
 from harness.report import build
 from harness.results import write_json, write_predictions
 from harness.trainer import Predictions
@@ -53,12 +52,12 @@ def add_trial(run_dir, task, objective, seed, acc=None, status="completed", erro
 @pytest.fixture
 def run_dir(tmp_path):
     d = tmp_path / "run"
-    # rte: ce 60, 70; cmi_min 70, 80 -> means 65 vs 75, stds 7.07 each, delta +10
-    add_trial(d, "rte", "ce", 1, 0.60)
-    add_trial(d, "rte", "ce", 2, 0.70)
-    add_trial(d, "rte", "cmi_min", 1, 0.70)
-    add_trial(d, "rte", "cmi_min", 2, 0.80)
-    # wnli: ce 56 (seed 1) and a failed seed 2; cmi_min 50 -> delta -6
+    # rte: ce 75, 85; cmi_min 84, 96 -> means 80 vs 90, delta +10; chance (50/50 labels) is 50
+    add_trial(d, "rte", "ce", 1, 0.75)
+    add_trial(d, "rte", "ce", 2, 0.85)
+    add_trial(d, "rte", "cmi_min", 1, 0.84)
+    add_trial(d, "rte", "cmi_min", 2, 0.96)
+    # wnli: ce 56 (seed 1) and a failed seed 2; cmi_min 50 -> delta -6; neither clears chance
     add_trial(d, "wnli", "ce", 1, 0.56)
     add_trial(d, "wnli", "ce", 2, status="failed", error="non-finite loss nan at epoch 1, step 3")
     add_trial(d, "wnli", "cmi_min", 1, 0.50)
@@ -68,17 +67,27 @@ def run_dir(tmp_path):
 def test_means_stds_deltas_wins_and_averages_by_hand(run_dir):
     t = build([run_dir]).tables
     res = t["results"].set_index(["row", "objective"])
-    assert res.loc[("rte acc", "ce"), "mean"] == pytest.approx(65.0)
-    assert res.loc[("rte acc", "ce"), "std"] == pytest.approx(np.std([60, 70], ddof=1))  # 7.0711
-    assert res.loc[("rte acc", "cmi_min"), "mean"] == pytest.approx(75.0)
+    assert res.loc[("rte acc", "ce"), "mean"] == pytest.approx(80.0)
+    assert res.loc[("rte acc", "ce"), "std"] == pytest.approx(np.std([75, 85], ddof=1))  # 7.0711
+    assert res.loc[("rte acc", "cmi_min"), "mean"] == pytest.approx(90.0)
     assert res.loc[("wnli acc", "ce"), "n"] == 1  # the failed seed is not averaged in ...
-    assert res.loc[("average", "ce"), "mean"] == pytest.approx((65 + 56) / 2)
-    assert res.loc[("average (no WNLI)", "ce"), "mean"] == pytest.approx(65.0)
-    assert res.loc[("average", "cmi_min"), "mean"] == pytest.approx((75 + 50) / 2)
+    assert res.loc[("average", "ce"), "mean"] == pytest.approx((80 + 56) / 2)
+    assert res.loc[("average (no WNLI)", "ce"), "mean"] == pytest.approx(80.0)
+    assert res.loc[("average", "cmi_min"), "mean"] == pytest.approx((90 + 50) / 2)
     deltas = t["deltas"].set_index("row")["delta"]
     assert deltas["rte acc"] == pytest.approx(10.0) and deltas["wnli acc"] == pytest.approx(-6.0)
+    chance = t["chance"].set_index("row")
+    assert chance.loc["rte acc", "chance"] == 50.0 and chance.loc["wnli acc", "constant"] == "always 0"
+    learned = t["learned"].set_index(["task", "objective"])
+    assert learned.loc[("rte", "ce"), "seeds_learned"] == 2 and learned.loc[("rte", "cmi_min"), "learned"]
+    assert not learned.loc[("wnli", "ce"), "learned"] and not learned.loc[("wnli", "cmi_min"), "learned"]
+    sig = t["significance"].set_index("task")
+    assert sig.loc["rte", "design"] == "paired seeds" and sig.loc["rte", "seeds"] == "2 vs 2"
+    assert "fewer than 3 seeds" in sig.loc["rte", "note"] and "not above chance" in sig.loc["wnli", "note"]
+    assert sig.loc["wnli", "design"] == "examples only"  # one seed a side
     (win,) = t["wins"].itertuples()
-    assert (win.better, win.tasks) == (1, 2) and win.summary == "cmi_min better than ce on 1 of 2 tasks"
+    assert (win.better, win.tasks, win.left_out) == (1, 1, "wnli")  # wnli: neither arm above chance
+    assert win.summary.startswith("cmi_min better than ce on 1 of 1 tasks, significantly on ")
 
 
 def test_failed_trials_are_listed_with_their_reason(run_dir):
@@ -90,27 +99,7 @@ def test_failed_trials_are_listed_with_their_reason(run_dir):
 
     titles = dict(sections(report))
     assert "wnli-ce-s2" in titles["Trials not completed"].to_string()  # ... but shown
-    assert "(n=1)" in report.wide("glue", "m").loc["wnli acc", "ce"]
-
-
-def test_bootstrap_detects_a_planted_difference_and_not_identical_predictions():
-    good = [probs_with_accuracy(0.9, s).argmax(1) for s in (1, 2)]
-    bad = [probs_with_accuracy(0.6, s).argmax(1) for s in (1, 2)]
-    planted = bootstrap.paired("accuracy", LABELS, good, bad)
-    assert planted["delta"] == pytest.approx(0.3) and planted["p_value"] < 0.01 and planted["ci_low"] > 0.1
-    same = bootstrap.paired("accuracy", LABELS, good, good)
-    assert same == {"delta": 0.0, "ci_low": 0.0, "ci_high": 0.0, "p_value": 1.0}
-    assert bootstrap.paired("accuracy", LABELS, good, bad) == planted  # seeded: reproducible
-
-
-def test_weighted_metrics_match_sklearn_with_unit_weights():
-    from sklearn.metrics import f1_score, matthews_corrcoef
-
-    rng = np.random.default_rng(0)
-    labels, preds = rng.integers(0, 2, 200), rng.integers(0, 2, 200)
-    w = np.ones((1, 200))
-    assert bootstrap.weighted_metric("f1", w, labels, preds)[0] == pytest.approx(f1_score(labels, preds))
-    assert bootstrap.weighted_metric("mcc", w, labels, preds)[0] == pytest.approx(matthews_corrcoef(labels, preds))
+    assert report.wide("glue", "m").loc["wnli acc", "ce"] == "56.00 (n=1, 0/1 above chance)"
 
 
 class _Tables(html.parser.HTMLParser):
@@ -142,7 +131,7 @@ def test_files_are_written_complete_and_regenerate_identically(cli, run_dir):
         p.unlink()
     assert cli("report", str(run_dir))[0] == 0
     assert {p: p.read_bytes() for p in rep.rglob("*") if p.is_file()} == files
-    assert "cmi_min better than ce on 1 of 2 tasks" in out
+    assert "cmi_min better than ce on 1 of 1 tasks" in out and "left out" in out
 
 
 def test_published_numbers_only_beside_a_matching_model(tmp_path):
@@ -183,3 +172,35 @@ def test_a_plugin_adds_an_output_format(cli, run_dir, tmp_path, monkeypatch):
 def test_report_of_a_directory_without_trials_is_refused(cli, tmp_path):
     code, _, err = cli("report", str(tmp_path))
     assert code == 2 and "holds no trials/ directory" in err
+
+
+def test_a_damaged_or_newer_record_is_refused_by_path(cli, run_dir):
+    path = run_dir / "trials" / "rte-ce-s1" / "record.json"
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])  # cut short
+    code, _, err = cli("report", str(run_dir))
+    assert code == 2 and str(path) in err and len(err.strip().splitlines()) == 1
+    path.write_text(text.replace('"trial_id"', '"schema": 99, "trial_id"', 1))
+    code, _, err = cli("report", str(run_dir))
+    assert code == 2 and "schema 99 is newer" in err and str(path) in err
+
+
+def test_distillation_teachers_side_by_side(tmp_path):
+    d = tmp_path / "run"
+    for seed, (control, cmi_max) in enumerate([(0.80, 0.78), (0.90, 0.82)], start=1):
+        for name, acc, label in (("control", control, "ce→ce"), ("cmimax", cmi_max, "ce→cmi_max[centroids=exact]")):
+            add_trial(d, "rte", f"teacher-{name}", seed, acc, model="big")
+            path = d / "trials" / f"rte-teacher-{name}-s{seed}" / "record.json"
+            r = json.loads(path.read_text())
+            write_json(path, {**r, "arm": label, "compare_to": []})
+        for student, teacher in (("kd", "control"), ("cmi_max_kd", "cmimax")):
+            add_trial(d, "rte", student, seed, 0.7)
+            path = d / "trials" / f"rte-{student}-s{seed}" / "record.json"
+            r = json.loads(path.read_text())
+            r["config"]["teacher"] = f"rte-teacher-{teacher}-s{seed}"
+            write_json(path, r)
+    t = build([d]).tables["teachers"].set_index("objective")
+    assert t.loc["kd", "teacher"] == "ce→ce" and t.loc["kd", "mean"] == pytest.approx(85.0)
+    assert t.loc["cmi_max_kd", "teacher"] == "ce→cmi_max[centroids=exact]"
+    assert t.loc["cmi_max_kd", "mean"] == pytest.approx(80.0) and t.loc["cmi_max_kd", "n"] == 2
+    assert t.loc["cmi_max_kd", "cmi"] == pytest.approx(0.15)  # seeds 1, 2: 0.1 * seed, averaged

@@ -136,3 +136,10 @@ def test_a_tune_run_is_neither_reported_nor_resumed_as_a_comparison(cli, tmp_pat
     code, _, err = cli(*command, str(run_dir))
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "harness tune" in err
+
+
+def test_confirmation_seeds_must_be_fresh(cli, tmp_path):
+    args = ["--search", "lr=choice:1e-3", "--seed", "2", "--confirm-seeds", "1,2,3", "--output-dir", str(tmp_path)]
+    code, _, err = cli("tune", "--tasks", "sentiment", *args)
+    assert code == 2 and "leave out the search's seed 2" in err and "--confirm-seeds 3,4,5" in err
+    assert not any(tmp_path.iterdir())  # refused before a run directory exists

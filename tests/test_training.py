@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from harness.metrics import cmi_stats, glue_metrics
+from harness.report import build
 from harness.results import read_predictions, trial_records
 
 
@@ -138,3 +139,22 @@ def test_glue_task_with_a_missing_optional_split_runs_and_says_so(cli, tmp_path)
     (record,) = trial_records(next((tmp_path / "o").iterdir()))
     assert record["status"] == "completed" and list(record["final"]) == ["validation_matched"]
     assert record["notes"] and "validation_mismatched" in record["notes"][0]
+    # ... and the report says so, with the data's provenance, in every format
+    run_dir = next((tmp_path / "o").iterdir())
+    (data,) = build([run_dir]).tables["data"].itertuples()
+    assert data.train == "3 used of 3 rows; the official split has 392,702 (a sample of the official train split)"
+    assert data.dev == (
+        "validation_matched: 1 rows; the official split has 9,815; validation_mismatched: missing, not evaluated"
+    )
+    assert data._5 == "mnli m acc (validation_mismatched missing)"  # what the task score averages
+    md = (run_dir / "report" / "report.md").read_text()
+    assert "validation_mismatched: missing, not evaluated" in md and "Notes on the data" in md
+    html = (run_dir / "report" / "report.html").read_text()
+    assert "validation_mismatched: missing, not evaluated" in html
+    doc = json.loads((run_dir / "report" / "report.json").read_text())
+    assert doc["tables"]["data"][0]["task score"] == data._5
+    assert "missing, not" in out.replace("│", " ")  # the terminal too (a rich table, wrapped)
+    ref = doc["tables"]["reference"]
+    assert {r["metric"] for r in ref if r["task"] == "mrpc" and r["model"] == "bert-base"} == {
+        "not stated by the paper (GLUE reports F1 and accuracy)"
+    }

@@ -1,0 +1,79 @@
+"""Plans of several settings and per-task settings: from the command line and from a config file."""
+
+import pytest
+import yaml
+
+from harness.cli import build_parser, config_tokens, plan_from_args
+
+
+def _plan(loaded, argv):
+    parser = build_parser()
+    args = parser.parse_args(["run", *argv])
+    if args.config:
+        args = parser.parse_args(["run", *config_tokens(args.config, parser, "run"), *argv])
+    return plan_from_args(loaded, args, args.seeds)
+
+
+def test_a_config_with_two_settings_and_per_task_settings(loaded, tmp_path):
+    study = {
+        "suite": "smoke",
+        "setting": [
+            {"model": "tiny", "objectives": ["ce", "cmi_min"]},
+            {"model": "tiny:half", "objectives": ["ce", "kd", "cmi_max_kd"], "teacher_model": "tiny"},
+        ],
+        "seeds": [1, 2],
+        "epochs": 2,
+        "task_args": {"nli": {"epochs": 4, "lr": 1e-3, "seeds": [1, 2, 3]}},
+        "objective_args": {"cmi_min": {"lambda": 0.5}, "kd": {"alpha": 0.9}},
+    }
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    plan = _plan(loaded, ["--config", str(tmp_path / "study.yaml")])
+    students = [c for c in plan.trials if not c.save_teacher]
+    # tiny's ce arm is exactly the first stage of the students' teachers: trained once, as the teacher
+    assert {(c.model, c.objective) for c in students} == {
+        ("tiny", "cmi_min"),
+        ("tiny:half", "ce"),
+        ("tiny:half", "kd"),
+        ("tiny:half", "cmi_max_kd"),
+    }
+    assert len(students) == 4 * (2 + 3)  # sentiment: seeds 1, 2; nli: seeds 1, 2, 3
+    assert sorted({c.seed for c in students if c.task == "nli"}) == [1, 2, 3]
+    first_student = plan.trials.index(students[0])
+    assert all(c.save_teacher for c in plan.trials[:first_student])  # every teacher first
+    for c in plan.trials:
+        assert (c.epochs, c.lr) == ((4, 1e-3) if c.task == "nli" else (2, None)) or c.init_from  # 1-epoch stages
+    by = {(c.model, c.objective): c for c in students if c.task == "nli"}
+    assert by[("tiny", "cmi_min")].objective_args["lambda"] == 0.5 and by[("tiny:half", "kd")].objective_args[
+        "alpha"
+    ] == pytest.approx(0.9)
+
+
+def test_settings_on_the_command_line(loaded):
+    plan = _plan(loaded, ["--setting", "tiny=ce", "--setting", "tiny:half=kd@tiny", "--seeds", "1", "--tasks", "nli"])
+    assert [(c.model, c.objective, c.save_teacher) for c in plan.trials] == [
+        ("tiny", "ce", True),
+        ("tiny", "ce", True),
+        ("tiny:half", "kd", False),
+    ]  # tiny's ce arm is the teacher's first stage
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--task-args", "rte.epochs=3"], "'rte' is not among the run's tasks (sentiment, nli)"),
+        (["--task-args", "nli.seed=3"], "'seed' is not a per-task setting"),
+        (["--task-args", "nli.epochs=x"], "'x' is not a whole number"),
+        (["--task-args", "nli.epochs=0"], "--epochs 0: must be at least 1"),
+        (["--task-args", "epochs=3"], "write TASK.SETTING=VALUE"),
+        (["--setting", "tiny=ce", "--objective-args", "kd.alpha=0.5"], "'kd' is not among --objectives"),
+    ],
+)
+def test_bad_per_task_settings_get_one_line(cli, tmp_path, argv, message):
+    code, _, err = cli("run", *argv, "--output-dir", str(tmp_path))
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_malformed_setting_is_refused(cli, tmp_path):
+    code, _, err = cli("run", "--setting", "tiny", "--output-dir", str(tmp_path))
+    assert code == 2 and "write MODEL=OBJ,OBJ[@TEACHER]" in err
