@@ -3,14 +3,19 @@
 ``TRIAL_DIR/checkpoint/`` holds the model weights, the AdamW state, the objective's state,
 the torch and numpy RNG states and the loop's progress; a trial started again in the same
 directory resumes after the last completed epoch and ends with the same numbers as an
-uninterrupted run. Written into a temporary directory and renamed, so a checkpoint is whole
-or absent. Supported for ZeRO stage 0 in fp32 (the optimizer is then a plain torch AdamW);
-other settings rerun an interrupted trial from its start.
+uninterrupted run. Written into a temporary directory, every file flushed to disk, then
+renamed, so a checkpoint is whole or absent; ``state.json``, written last, records the size and
+SHA-256 of every other file. A checkpoint that does not match them (a full disk, a lost node, a
+copy cut short) is named in the log, removed, and the trial restarts from scratch: never stuck,
+never resumed from damaged weights. Supported for ZeRO stage 0 in fp32 (the optimizer is then a
+plain torch AdamW); other settings rerun an interrupted trial from its start.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -22,6 +27,24 @@ import torch
 from safetensors.torch import load_file, save_file
 
 NAME = "checkpoint"
+FILES = ("model.safetensors", "optimizer.safetensors", "objective.safetensors")
+log = logging.getLogger("harness")
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def supported(engine) -> bool:
@@ -44,13 +67,18 @@ def save(trial_dir: Path, engine, objective, rng: np.random.Generator, progress:
     save_file(
         {k: v.contiguous() for k, v in state.items()} or {"_empty": torch.zeros(0)}, str(tmp / "objective.safetensors")
     )
+    for name in FILES:
+        _fsync(tmp / name)
     meta = {
         "progress": progress,
         "param_groups": opt["param_groups"],
         "scheduler": engine.lr_scheduler.state_dict(),
         "numpy_rng": rng.bit_generator.state,
+        "files": {name: {"bytes": (tmp / name).stat().st_size, "sha256": _digest(tmp / name)} for name in FILES},
     }
     (tmp / "state.json").write_text(json.dumps(meta))
+    _fsync(tmp / "state.json")
+    _fsync(tmp)
     if final.exists():
         old = final.with_name(f".old-{NAME}")
         shutil.rmtree(old, ignore_errors=True)
@@ -59,10 +87,48 @@ def save(trial_dir: Path, engine, objective, rng: np.random.Generator, progress:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, final)
+    _fsync(trial_dir)
+
+
+def damage(path: Path) -> str | None:
+    """Why the checkpoint at ``path`` cannot be trusted, or None when every file matches state.json."""
+    try:
+        meta = json.loads((path / "state.json").read_text())
+    except (OSError, ValueError) as exc:
+        return f"state.json unreadable ({exc})"
+    for name, want in meta.get("files", {}).items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != want["bytes"]:
+            return f"{name} has {file.stat().st_size} bytes, {want['bytes']} were written"
+        if _digest(file) != want["sha256"]:
+            return f"{name} does not match its SHA-256"
+    if "files" not in meta:
+        return "it predates checksums"
+    return None
+
+
+def discard_damaged(trial_dir: Path) -> str | None:
+    """Removes a checkpoint that fails its checks and says so (also in the log); None if none was damaged.
+    A checkpoint caught between its two renames (the previous one set aside) is put back first."""
+    path, old = trial_dir / NAME, trial_dir / f".old-{NAME}"
+    for stale in trial_dir.glob(".checkpoint-*"):  # a save killed before its rename: never used
+        shutil.rmtree(stale, ignore_errors=True)
+    if not path.exists() and old.exists():
+        os.replace(old, path)
+    why = damage(path) if path.exists() else None
+    if why is None:
+        return None
+    text = f"checkpoint {path} was damaged ({why}): removed, and the trial restarted from its first epoch"
+    log.warning("%s", text)
+    remove(trial_dir)
+    return text
 
 
 def load(trial_dir: Path, engine, objective, rng: np.random.Generator) -> dict[str, Any] | None:
-    """Restores everything ``save`` wrote and returns the saved progress, or None without a checkpoint."""
+    """Restores everything ``save`` wrote and returns the saved progress, or None without a checkpoint
+    (call ``discard_damaged`` first)."""
     path = trial_dir / NAME
     if not (path / "state.json").exists():
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import sys
 from pathlib import Path
@@ -75,11 +76,14 @@ def _confirm_seeds(text: str) -> list[int]:
 def _number(kind):
     def parse(text: str):
         try:
-            return kind(text)
+            value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not a {'whole number' if kind is int else 'number'}"
             ) from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        return value
 
     return parse
 
@@ -406,7 +410,7 @@ def ray_options(args):
 
 def cmd_run(loaded, args, console: Console) -> int:
     from harness import plugins as plugin_loader
-    from harness.runner import new_run_dir, read_plan, write_plan
+    from harness.runner import check_output_dir, new_run_dir, read_plan, write_plan
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -414,6 +418,7 @@ def cmd_run(loaded, args, console: Console) -> int:
         loaded = plugin_loader.load(tuple(args.plugin) + tuple(plan.trials[0].plugins)) if plan.trials else loaded
         console.print(f"resuming {len(plan.trials)} trial(s) in {run_dir}")
         return _execute(plan, run_dir, loaded, args, console)
+    check_output_dir(Path(args.output_dir))
     plan = plan_from_args(loaded, args, args.seeds)
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)

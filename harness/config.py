@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,12 @@ class TrialConfig:
         checks = [
             (isinstance(self.seed, int) and not isinstance(self.seed, bool), "seed", "must be an integer"),
             (self.epochs >= 1, "epochs", "must be at least 1"),
-            (self.lr is None or self.lr > 0, "lr", "must be positive, e.g. 2e-5"),
+            (self.lr is None or 0 < self.lr < math.inf, "lr", "must be positive and finite, e.g. 2e-5"),
             (self.batch_size >= 1, "batch-size", "must be at least 1"),
             (self.max_seq_length >= 8, "max-seq-length", "must be at least 8"),
             (0 <= self.warmup_ratio < 1, "warmup-ratio", "must be in [0, 1)"),
-            (self.weight_decay >= 0, "weight-decay", "must be >= 0"),
-            (self.grad_clip >= 0, "grad-clip", "must be >= 0 (0 turns clipping off)"),
+            (0 <= self.weight_decay < math.inf, "weight-decay", "must be >= 0 and finite"),
+            (0 <= self.grad_clip < math.inf, "grad-clip", "must be >= 0 and finite (0 turns clipping off)"),
             (self.max_train_samples is None or self.max_train_samples >= 1, "max-train-samples", "must be >= 1"),
             (self.zero_stage in (0, 1, 2, 3), "zero-stage", "must be 0, 1, 2 or 3"),
             (self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}"),
@@ -101,7 +102,11 @@ def yaml_mapping(path: str, option: str, expected: str) -> dict[str, Any]:
     import yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise HarnessError(
+            f"{option} {path}: not a text file (byte {exc.start} is not UTF-8); give a YAML file"
+        ) from None
     except (OSError, yaml.YAMLError) as exc:
         raise HarnessError(f"{option} {path}: cannot read it: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):

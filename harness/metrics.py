@@ -15,7 +15,6 @@ Probabilities are clamped at EPS before any logarithm so that no term is infinit
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 EPS = 1e-12
 GLUE_METRICS = ("accuracy", "f1", "mcc")
@@ -23,6 +22,8 @@ GLUE_METRICS = ("accuracy", "f1", "mcc")
 
 def glue_metrics(metrics: tuple[str, ...], labels: np.ndarray, preds: np.ndarray) -> dict[str, float]:
     """GLUE's metrics as in `evaluate`'s glue module: accuracy, binary F1 of class 1, Matthews corr."""
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
     fns = {
         "accuracy": lambda: accuracy_score(labels, preds),
         "f1": lambda: f1_score(labels, preds, average="binary", pos_label=1, zero_division=0.0),

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from harness import hub
 from harness.errors import HarnessError
 
 Loaded = tuple[Any, Any]  # (tokenizer, model for sequence classification)
@@ -43,12 +44,18 @@ def pretrained(
         hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected
         hf_logging.disable_progress_bar()
         logging.getLogger("transformers").setLevel(logging.ERROR)
+        local = Path(source).exists()
+        cached_only = not local and not hub.reachable()  # offline: the local HF cache or one clear line
         try:
-            tok = AutoTokenizer.from_pretrained(str(source))
-            model = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=num_labels)
+            tok = AutoTokenizer.from_pretrained(str(source), local_files_only=cached_only)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                str(source), num_labels=num_labels, local_files_only=cached_only
+            )
         except Exception as exc:
-            where = "directory" if Path(source).exists() else "Hugging Face Hub id"
+            where = "directory" if local else "Hugging Face Hub id"
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if cached_only:
+                first = "the Hub is not reachable from here and no copy is in the local Hugging Face cache"
             raise HarnessError(
                 f"cannot load a model from {where} {str(source)!r}: {first}. It needs config.json, weights and "
                 f"tokenizer files; offline, use a local directory or a built-in model such as minilm-l6 or tiny"

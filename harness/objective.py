@@ -30,6 +30,7 @@ An objective turns one forward pass into a scalar training loss. The training lo
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -64,8 +65,8 @@ class HParam:
                 value = kind(value)
         except (TypeError, ValueError):
             raise HarnessError(f"{where}: expected a {kind.__name__}; {self.help}") from None
-        if isinstance(value, float) and value != value:
-            raise HarnessError(f"{where}: NaN is not a valid value")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise HarnessError(f"{where}: must be a finite number")
         if self.minimum is not None and value < self.minimum:
             raise HarnessError(f"{where}: must be >= {self.minimum}")
         if self.maximum is not None and value > self.maximum:

@@ -122,6 +122,7 @@ def make_plan(
     notes, fingerprints = [], {}
     for task in selected:  # parse every task once now, so a bad file stops the run before it starts
         data = suite_obj.load(task, Path(data_dir) if data_dir else None)
+        data.check(task, suite)
         notes += data.notes
         fingerprints[task.name] = data.fingerprint
     teachers: dict[str, TrialConfig] = {}  # trial id -> config, in stage order, each once

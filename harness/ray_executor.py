@@ -242,8 +242,8 @@ def ray_session(run_dir: Path, opts: RayOptions, plugins: tuple[str, ...]) -> It
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         with open(run_dir / LOG_FILE, "a") as log, contextlib.redirect_stderr(log):  # Ray's start-up notices
-            ray.init(
-                address=opts.address,
+            ray.init(  # "local": a new Ray of our own, even when RAY_ADDRESS or another Ray is around
+                address=opts.address or "local",
                 log_to_driver=False,
                 configure_logging=False,
                 runtime_env=_runtime_env(plugins),

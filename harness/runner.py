@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -47,14 +48,29 @@ def run_log(run_dir: Path, *names: str) -> Iterator[None]:
         handler.close()
 
 
+def check_output_dir(output_dir: Path) -> None:
+    """Refuses an --output-dir that is a file or cannot be written, before anything is planned or made."""
+    path = Path(output_dir).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise HarnessError(f"--output-dir {output_dir}: {existing} is a file; give a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise HarnessError(f"--output-dir {output_dir}: {existing} is not writable; choose another --output-dir")
+
+
 def new_run_dir(output_dir: Path, suite: str) -> Path:
+    """A new directory OUTPUT_DIR/<time>-<suite>[-n], made atomically (two runs started at the same
+    instant get different ones)."""
     base = output_dir / f"{datetime.now():%Y%m%d-%H%M%S}-{suite}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    path.mkdir(parents=True)
-    return path
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise HarnessError(f"--output-dir {output_dir}: cannot make a new run directory there")
 
 
 def write_plan(plan: Plan, run_dir: Path, **extra) -> None:
@@ -73,10 +89,22 @@ def read_plan(run_dir: Path) -> Plan:
     path = run_dir / RUN_FILE
     if not path.is_file():
         raise HarnessError(f"--resume {run_dir}: no {RUN_FILE} there; give a directory that `harness run` created")
-    run = read_json(path)
-    if "search" in run:
+    damaged = f"--resume {run_dir}: {path} is damaged"
+    try:
+        run = read_json(path)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"{damaged} ({exc}); start the run again with the same options") from None
+    if isinstance(run, dict) and "search" in run:
         raise HarnessError(f"--resume {run_dir}: a `harness tune` run cannot be resumed; start the search again")
-    return Plan([TrialConfig.from_dict(t["config"]) for t in run["trials"]], run.get("notes", []))
+    if not isinstance(run, dict) or not isinstance(run.get("trials"), list) or not run["trials"]:
+        raise HarnessError(f"{damaged} (it lists no trials); start the run again with the same options")
+    try:
+        trials = [TrialConfig.from_dict(t["config"]) for t in run["trials"]]
+    except (KeyError, TypeError) as exc:
+        raise HarnessError(
+            f"{damaged} (a trial entry lacks {exc}); start the run again with the same options"
+        ) from None
+    return Plan(trials, run.get("notes", []))
 
 
 def skipped(cfg: TrialConfig, run_dir: Path, by_id: dict[str, dict]) -> dict | None:

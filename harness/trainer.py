@@ -44,6 +44,7 @@ class FitResult:
     predictions: dict[str, Predictions] = field(default_factory=dict)
     train_time_s: float = 0.0
     train_samples: int = 0
+    notes: list[str] = field(default_factory=list)  # e.g. a damaged checkpoint that was discarded
 
 
 class _FeatureTap:
@@ -174,6 +175,8 @@ def fit(
     step, first_epoch = 0, 0
     keep = trial_dir is not None and checkpoint.supported(engine)
     save = keep and rank == 0
+    damaged = checkpoint.discard_damaged(trial_dir) if keep else None
+    result.notes += [damaged] if damaged else []
     saved = checkpoint.load(trial_dir, engine, objective, rng) if keep else None
     if saved:
         step, first_epoch = saved["step"], saved["epoch"]

@@ -109,6 +109,7 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
             write_predictions(trial_dir / PREDICTIONS, result.predictions)
         if cfg.save_teacher:  # every rank: gathering ZeRO-3 parameters is collective
             teachers.save_outputs(trial_dir, model, train, 2 * cfg.batch_size)
+        record["notes"] = record["notes"] + result.notes
         record.update(
             status="completed",
             epochs=result.epochs,

@@ -110,12 +110,13 @@ def confirm(loaded, args, best: TrialConfig, seeds: list[int], run_dir: Path, co
 def cmd_tune(loaded, args, console: Console) -> int:
     from harness.cli import plan_from_args, ray_options
     from harness.ray_executor import Search, run_search
-    from harness.runner import new_run_dir, write_plan
+    from harness.runner import check_output_dir, new_run_dir, write_plan
 
     if not args.tasks or len(args.tasks) != 1:
         raise HarnessError("harness tune searches one task at a time: give --tasks NAME, e.g. --tasks rte")
     if len(args.objectives) != 1:
         raise HarnessError("harness tune searches one objective at a time: give --objectives NAME")
+    check_output_dir(Path(args.output_dir))
     dims = search.parse_space(args.search, args.search_file)
     plan = plan_from_args(loaded, args, [args.seed])
     base = plan.trials[-1]
@@ -129,7 +130,7 @@ def cmd_tune(loaded, args, console: Console) -> int:
     if metric not in task.metrics:
         raise HarnessError(f"--metric {metric}: {task.name} reports {', '.join(task.metrics)}")
     only_grid = args.search_alg == "grid" or all(d.kind == "grid" for d in dims)
-    num_samples = args.num_samples or (1 if only_grid else 8)
+    num_samples = args.num_samples if args.num_samples is not None else (1 if only_grid else 8)
     if num_samples < 1:
         raise HarnessError(f"--num-samples {num_samples}: must be at least 1")
     seeds = args.confirm_seeds if args.confirm_seeds is not None else [args.seed + i for i in (1, 2, 3)]

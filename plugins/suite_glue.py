@@ -17,7 +17,7 @@ from pathlib import Path
 
 import datasets
 
-from harness import hookimpl
+from harness import hookimpl, hub
 from harness.errors import HarnessError
 from harness.suite import Suite, Task, TaskData
 
@@ -142,7 +142,15 @@ OFFICIAL_ROWS = {
 
 def read_tsv(path: Path, task: Task, layout: Layout) -> dict[str, list]:
     """Rows of one GLUE TSV file as columns idx, text_a, [text_b], label; a bad row names file and line."""
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    raw_bytes = path.read_bytes()
+    try:
+        lines = raw_bytes.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        line = raw_bytes[: exc.start].count(b"\n") + 1
+        raise HarnessError(
+            f"{path}:{line}: byte {raw_bytes[exc.start]:#04x} is not UTF-8; GLUE files are UTF-8 text, so the file "
+            f"is damaged or in another encoding (re-download it, or convert it with iconv)"
+        ) from None
     start = 0
     cols = [layout.text_a, layout.text_b, layout.label]
     if layout.header:
@@ -184,6 +192,8 @@ def read_tsv(path: Path, task: Task, layout: Layout) -> dict[str, list]:
         if task.pair:
             out["text_b"].append(fields[b])
         out["label"].append(label)
+    if not out["idx"]:
+        raise HarnessError(f"{path}: no examples after the header; the file is cut short or empty, copy it again")
     return out
 
 
@@ -213,6 +223,12 @@ def load_local(task: Task, layout: Layout, data_dir: Path) -> TaskData:
 
 
 def load_hub(task: Task, layout: Layout) -> TaskData:
+    if not hub.reachable() and not hub.offline_by_choice():
+        raise HarnessError(
+            f"cannot load GLUE task {task.name} from the Hugging Face Hub ({HUB_ID}): the Hub is not reachable "
+            f"from here. Offline, pass --data-dir DIR (or set {DATA_ENV}) with a copy in the classic GLUE layout, "
+            f"or set HF_HUB_OFFLINE=1 to use a copy in the local Hugging Face cache"
+        )
     try:
         raw = datasets.load_dataset(HUB_ID, task.name)
     except Exception as exc:

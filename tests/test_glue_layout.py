@@ -95,6 +95,7 @@ def test_hub_copy_is_mapped_to_the_same_columns(glue, monkeypatch):
         )
 
     monkeypatch.setattr(suite_glue.datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(suite_glue.hub, "reachable", lambda: True)  # the stand-in is the Hub
     data = glue.load(glue.task("mnli"), None)
     assert sorted(data.splits) == ["train", "validation_matched", "validation_mismatched"] and not data.notes
     assert data.splits["train"][0] == {"idx": 7, "text_a": "A man eats.", "label": 2, "text_b": "Nobody eats."}
@@ -107,5 +108,23 @@ def test_hub_unreachable_is_one_clear_error(glue, monkeypatch):
         raise ConnectionError("Couldn't reach 'nyu-mll/glue' on the Hub (LocalEntryNotFoundError)")
 
     monkeypatch.setattr(suite_glue.datasets, "load_dataset", offline)
+    monkeypatch.setattr(suite_glue.hub, "reachable", lambda: True)  # reachable, but the call fails
     with pytest.raises(HarnessError, match=r"cannot load GLUE task rte from the Hugging Face Hub .*--data-dir DIR"):
         glue.load(glue.task("rte"), None)
+
+
+@pytest.mark.parametrize("args", [["--suite", "glue", "--tasks", "rte"], ["--model", "hf:nobody/nothing"]])
+def test_an_unreachable_hub_is_one_line_in_seconds(cli, tmp_path, monkeypatch, args):
+    """For real: this machine cannot reach the Hub (and with HF_ENDPOINT pointing at a closed port, no machine can)."""
+    import time
+
+    from harness import hub
+
+    monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    hub.reachable.cache_clear()
+    started = time.perf_counter()
+    code, out, err = cli("run", *args, "--output-dir", str(tmp_path))
+    hub.reachable.cache_clear()
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Hub is not reachable" in err
+    assert time.perf_counter() - started < 15 and not any(tmp_path.iterdir())

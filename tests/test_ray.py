@@ -269,3 +269,14 @@ def test_a_config_drawn_twice_is_trained_once(cli, tmp_path):
     assert log.count(": epoch 1, accuracy") == 2  # the second reads the first's record and reports it
     (worker_log,) = run_dir.glob("trials/*/worker-0.log")
     assert worker_log.read_text().count("Reporting training result 1") == 2
+
+
+def test_without_address_the_harness_starts_a_ray_of_its_own_whatever_ray_address_says(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")  # someone else's (here: nobody's) cluster
+    code, out, err = cli(
+        "run", "--executor", "ray", "--tasks", "sentiment", "--seeds", "1", "--epochs", "1", "--threads", "1",
+        "--output-dir", str(tmp_path), "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    (record,) = tmp_path.glob("*/trials/*/record.json")
+    assert read_json(record)["status"] == "completed"

@@ -165,7 +165,88 @@ def test_installed_third_party_plugin_is_listed_and_runs(installed, tmp_path):
     assert '"status": "completed"' in record.read_text()
 
 
+def test_the_example_suite_plugin_runs_end_to_end(installed, tmp_path):
+    listed = _harness(installed, "list", "--details", "negation")
+    assert listed.returncode == 0 and "negated" in listed.stdout
+    ran = _harness(
+        installed,
+        "run",
+        "--suite",
+        "negation",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--output-dir",
+        str(tmp_path),
+        "--quiet",
+    )
+    assert ran.returncode == 0, ran.stderr
+    (record,) = tmp_path.glob("*/trials/*/record.json")
+    assert '"status": "completed"' in record.read_text()
+
+
 def test_autoload_switch_keeps_only_the_builtins(installed):
     listed = _harness(installed, "list", env_extra={"HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert listed.returncode == 0
     assert "focal" not in listed.stdout and "ce" in listed.stdout and "broken" not in listed.stderr
+
+
+BAD_SUITES = {
+    "binary metric on three classes": (
+        'Task("t", ("a", "b", "c"), False, ("f1",))',
+        "f1 score two classes, but the task has 3; use accuracy",
+    ),
+    "one label": ('Task("t", ("a",), False, ("accuracy",))', "label_names must be two or more distinct names"),
+    "unknown metric": ('Task("t", ("a", "b"), False, ("auc",))', "metrics must be some of accuracy, f1, mcc"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SUITES))
+def test_a_suite_plugin_with_a_bad_task_is_named_when_it_loads(tmp_path, monkeypatch, case):
+    task, message = BAD_SUITES[case]
+    name = f"bad_suite_{sorted(BAD_SUITES).index(case)}"  # a module of its own per case
+    (tmp_path / f"{name}.py").write_text(
+        "from harness import Suite, Task, hookimpl\n"
+        f"@hookimpl\ndef harness_suites():\n    return [Suite('bad', 'bad', ({task},), lambda t, d: None)]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    loaded = plugin_loader.load((name,))
+    assert "bad" not in loaded.suites
+    assert any(name in w and message in w for w in loaded.warnings), loaded.warnings
+
+
+CONTRACT = """
+import datasets
+from harness import Suite, Task, TaskData, hookimpl
+
+def load(task, data_dir):
+    rows = {"idx": [0, 1], "text_a": ["a b", "c d"], "label": [0, 1]}
+    rows.update(EXTRA)
+    return TaskData(datasets.DatasetDict({s: datasets.Dataset.from_dict(rows) for s in ("train", "validation")}), FP)
+
+@hookimpl
+def harness_suites():
+    return [Suite("contract", "contract", (Task("t", ("a", "b"), PAIR, ("accuracy",)),), load)]
+"""
+
+
+@pytest.mark.parametrize(
+    "extra, pair, fingerprint, message",
+    [
+        ("{}", True, "'x1'", "split 'train' lacks column(s) text_b"),
+        ("{'label': [0, 2]}", False, "'x1'", "labels [2] outside 0..1"),
+        ("{'idx': [0, 0]}", False, "'x1'", "repeats idx values"),
+        ("{}", False, "''", "fingerprint must be a non-empty string"),
+    ],
+)
+def test_a_suite_whose_data_breaks_the_contract_is_refused_before_anything_runs(
+    cli, tmp_path, monkeypatch, extra, pair, fingerprint, message
+):
+    module = CONTRACT.replace("EXTRA", extra).replace("PAIR", str(pair)).replace("FP", fingerprint)
+    name = f"contract_{abs(hash(message))}"  # a module of its own per case
+    (tmp_path / f"{name}.py").write_text(module)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, _, err = cli("--plugin", name, "run", "--suite", "contract", "--output-dir", str(tmp_path / "o"))
+    assert code == 2 and message in err and "suite 'contract', task 't'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()

@@ -61,3 +61,75 @@ def test_cli_resume_finishes_only_what_is_missing(cli, tmp_path):
 def test_resume_of_a_directory_without_a_run_is_refused(cli, tmp_path):
     code, _, err = cli("run", "--resume", str(tmp_path))
     assert code == 2 and "no run.json there" in err
+
+
+@pytest.fixture(scope="module")
+def interrupted(loaded, tmp_path_factory):
+    """(config, the uninterrupted record, a trial directory interrupted in its third epoch)."""
+    plan = make_plan(loaded, "smoke", ["nli"], ["cmi_min"], "tiny", [5], check_model=False, epochs=3)
+    config = plan.trials[0].to_dict()
+    root = tmp_path_factory.mktemp("damage")
+    straight = run_trial(config, root / "straight", plugins=loaded)
+
+    def stop(event):
+        if event["event"] == "step" and event["epoch"] == 3:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_trial(config, root / "cut", stop, plugins=loaded)
+    return config, straight, root / "cut"
+
+
+def _cut(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def _flip(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+DAMAGE = {
+    "weights cut short": (lambda c: _cut(c / "model.safetensors"), "model.safetensors has"),
+    "optimizer state altered, same size": (lambda c: _flip(c / "optimizer.safetensors"), "does not match its SHA-256"),
+    "objective state missing": (lambda c: (c / "objective.safetensors").unlink(), "objective.safetensors is missing"),
+    "state.json cut short": (lambda c: _cut(c / "state.json"), "state.json unreadable"),
+    "state.json emptied": (lambda c: (c / "state.json").write_text(""), "state.json unreadable"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_a_damaged_checkpoint_is_named_and_the_trial_restarts_cleanly(loaded, interrupted, tmp_path, case):
+    import shutil
+
+    config, straight, cut = interrupted
+    trial = tmp_path / "trial"
+    shutil.copytree(cut, trial)
+    damage, why = DAMAGE[case]
+    damage(trial / "checkpoint")
+    epochs_seen = []
+    record = run_trial(config, trial, lambda e: epochs_seen.append(e.get("epoch")), plugins=loaded)
+    assert record["status"] == "completed" and record["epochs"] == straight["epochs"]  # never a wrong number
+    assert set(epochs_seen) == {1, 2, 3}  # restarted from scratch
+    (note,) = [n for n in record["notes"] if "checkpoint" in n]
+    assert str(trial / "checkpoint") in note and why in note
+
+
+@pytest.mark.parametrize("moment", ["while writing the next one", "between its two renames"])
+def test_a_save_killed_midway_leaves_the_last_good_checkpoint(loaded, interrupted, tmp_path, moment):
+    import shutil
+
+    config, straight, cut = interrupted
+    trial = tmp_path / "trial"
+    shutil.copytree(cut, trial)
+    if moment == "while writing the next one":  # a half-written temporary directory beside it
+        half = trial / ".checkpoint-abc"
+        half.mkdir()
+        (half / "model.safetensors").write_bytes(b"\x00" * 10)
+    else:  # the old one set aside, the new one not yet in place
+        (trial / "checkpoint").rename(trial / ".old-checkpoint")
+    epochs_seen = []
+    record = run_trial(config, trial, lambda e: epochs_seen.append(e.get("epoch")), plugins=loaded)
+    assert set(epochs_seen) == {3} and record["epochs"] == straight["epochs"]  # resumed from epoch 2's checkpoint
