@@ -1,25 +1,34 @@
-"""cmi-harness: fine-tune transformer classifiers on GLUE under pluggable training objectives."""
+"""cmi-harness: fine-tune transformer classifiers on GLUE under pluggable training objectives.
 
+The public names below load on first use (PEP 562), so ``import harness`` (and a command that
+is refused before it needs them) does not pay for torch, DeepSpeed or datasets.
+"""
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
-from harness.engine import sum_over_ranks
-from harness.hookspecs import hookimpl
-from harness.objective import HParam, LossOutput, Objective
-from harness.suite import Suite, Task, TaskData
+_PUBLIC = {
+    "HParam": "harness.objective",
+    "LossOutput": "harness.objective",
+    "Objective": "harness.objective",
+    "Suite": "harness.suite",
+    "Task": "harness.suite",
+    "TaskData": "harness.suite",
+    "hookimpl": "harness.hookspecs",
+    "sum_over_ranks": "harness.engine",
+}
 
 try:
     __version__ = version("cmi-harness")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = [
-    "HParam",
-    "LossOutput",
-    "Objective",
-    "Suite",
-    "Task",
-    "TaskData",
-    "__version__",
-    "hookimpl",
-    "sum_over_ranks",
-]
+__all__ = [*_PUBLIC, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        value = getattr(import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'harness' has no attribute {name!r}")

@@ -26,7 +26,6 @@ Tables (pandas, long form, numeric; every reporter renders these):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import pandas as pd
 from harness import chance, reference, significance
 from harness.errors import HarnessError
 from harness.metrics import GLUE_METRICS
+from harness.reporter import Reporter  # noqa: F401 -- the plugin type, public here too
 from harness.results import SCHEMA, read_json, read_predictions
 
 SHORT = {"accuracy": "acc", "f1": "F1", "mcc": "MCC"}
@@ -44,15 +44,6 @@ SETTING = ["suite", "model"]
 KEY = [*SETTING, "task", "objective", "seed"]
 NO_WNLI = "wnli"
 ALPHA = 0.05
-
-
-@dataclass(frozen=True)
-class Reporter:
-    """An output format, registered by a plugin's ``harness_reporters`` hook."""
-
-    name: str
-    description: str
-    write: Callable[[Report, Path], list[Path]]  # (report, output directory) -> files written
 
 
 @dataclass

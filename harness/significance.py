@@ -34,7 +34,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
 
 SEED = 20250217
 RESAMPLES = 1000
@@ -123,6 +122,8 @@ def compare(
         v_ex = float(np.var(ra.mean(0) - rb.mean(0), ddof=1))
     else:
         v_ex = max(0.0, _mean_cross_cov(ra) - 2 * _mean_cross_cov(ra, rb) + _mean_cross_cov(rb))
+    from scipy import stats
+
     var = v_seed + v_ex
     df = float(var**2 / (v_seed**2 / df_seed)) if v_seed > 0 and np.isfinite(df_seed) else np.inf
     se = float(np.sqrt(var))

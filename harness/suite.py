@@ -16,11 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import datasets
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
 from harness.metrics import GLUE_METRICS
+
+if TYPE_CHECKING:
+    import datasets
 
 BINARY_ONLY = ("f1", "mcc")  # binary F1 of class 1 and the binary Matthews correlation, as GLUE scores them
 

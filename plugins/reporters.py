@@ -6,14 +6,19 @@ import base64
 import html
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import hookimpl
-from harness.render import markdown_table, sections
-from harness.report import Report, Reporter
+from harness.reporter import Reporter
 from harness.results import atomic_write
+
+if TYPE_CHECKING:
+    from harness.report import Report
 
 
 def write_markdown(report: Report, out: Path) -> list[Path]:
+    from harness.render import markdown_table, sections
+
     parts = ["# Comparison report", "", "Computed from the trial records of: " + ", ".join(report.sources), ""]
     for title, df in sections(report):
         parts += [f"## {title}", "", markdown_table(df), ""]
@@ -24,6 +29,8 @@ def write_markdown(report: Report, out: Path) -> list[Path]:
 
 
 def write_html(report: Report, out: Path) -> list[Path]:
+    from harness.render import sections
+
     body = [
         f"<h1>Comparison report</h1><p>Computed from the trial records of: {html.escape(', '.join(report.sources))}</p>"
     ]

@@ -15,8 +15,6 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import datasets
-
 from harness import hookimpl, hub
 from harness.errors import HarnessError
 from harness.suite import Suite, Task, TaskData
@@ -198,6 +196,8 @@ def read_tsv(path: Path, task: Task, layout: Layout) -> dict[str, list]:
 
 
 def load_local(task: Task, layout: Layout, data_dir: Path) -> TaskData:
+    import datasets
+
     if not data_dir.is_dir():
         raise HarnessError(
             f"data directory {data_dir} does not exist; point --data-dir (or {DATA_ENV}) at the "
@@ -223,6 +223,8 @@ def load_local(task: Task, layout: Layout, data_dir: Path) -> TaskData:
 
 
 def load_hub(task: Task, layout: Layout) -> TaskData:
+    import datasets
+
     if not hub.reachable() and not hub.offline_by_choice():
         raise HarnessError(
             f"cannot load GLUE task {task.name} from the Hugging Face Hub ({HUB_ID}): the Hub is not reachable "

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-
-import datasets
+from typing import TYPE_CHECKING
 
 from harness import hookimpl
 from harness.suite import Suite, Task, TaskData
@@ -57,7 +56,13 @@ def _nli(rng: random.Random) -> tuple[str, str | None, int]:
     return f"the {animal} is {color}", hypothesis[label], label
 
 
+if TYPE_CHECKING:
+    import datasets
+
+
 def generate(task: Task, split: str) -> datasets.Dataset:
+    import datasets
+
     make = _nli if task.pair else _sentiment
     rng = random.Random(f"{task.name}-{split}-{VERSION}")
     rows = []
@@ -73,6 +78,8 @@ def generate(task: Task, split: str) -> datasets.Dataset:
 
 
 def load(task: Task, data_dir=None) -> TaskData:
+    import datasets
+
     splits = datasets.DatasetDict({s: generate(task, s) for s in SIZES_BY_SPLIT})
     fingerprint = hashlib.sha256(f"smoke-{task.name}-{VERSION}-{SIZES_BY_SPLIT}-{NOISE}".encode()).hexdigest()[:16]
     return TaskData(splits, fingerprint)

@@ -94,7 +94,7 @@ def test_hub_copy_is_mapped_to_the_same_columns(glue, monkeypatch):
             }
         )
 
-    monkeypatch.setattr(suite_glue.datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     monkeypatch.setattr(suite_glue.hub, "reachable", lambda: True)  # the stand-in is the Hub
     data = glue.load(glue.task("mnli"), None)
     assert sorted(data.splits) == ["train", "validation_matched", "validation_mismatched"] and not data.notes
@@ -102,12 +102,13 @@ def test_hub_copy_is_mapped_to_the_same_columns(glue, monkeypatch):
 
 
 def test_hub_unreachable_is_one_clear_error(glue, monkeypatch):
+    import datasets
     import harness_plugins.suite_glue as suite_glue
 
     def offline(*args, **kwargs):
         raise ConnectionError("Couldn't reach 'nyu-mll/glue' on the Hub (LocalEntryNotFoundError)")
 
-    monkeypatch.setattr(suite_glue.datasets, "load_dataset", offline)
+    monkeypatch.setattr(datasets, "load_dataset", offline)
     monkeypatch.setattr(suite_glue.hub, "reachable", lambda: True)  # reachable, but the call fails
     with pytest.raises(HarnessError, match=r"cannot load GLUE task rte from the Hugging Face Hub .*--data-dir DIR"):
         glue.load(glue.task("rte"), None)
