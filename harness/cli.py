@@ -216,7 +216,7 @@ def _trial_options(p: argparse.ArgumentParser) -> None:
         metavar="TASK.KEY=V,...",
         help="per-task settings over the global ones, e.g. rte.epochs=10,rte.lr=5e-5,rte.seeds=1+2+3+4+5 (keys: "
         "epochs, "
-        "lr, batch_size, max_seq_length, warmup_ratio, weight_decay, max_train_samples, seeds)",
+        "lr, batch_size, max_seq_length, warmup_ratio, weight_decay, max_train_samples, max_dev_samples, seeds)",
     )
     p.add_argument("--teacher-model", help="teacher of kd / cmi_max_kd (e.g. minilm-l6, with --model minilm-l6:half)")
     p.add_argument(
@@ -232,6 +232,9 @@ def _trial_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-ratio", type=_number(float), default=0.1, help="default: 0.1")
     p.add_argument("--weight-decay", type=_number(float), default=0.01, help="default: 0.01")
     p.add_argument("--max-train-samples", type=_number(int), help="deterministic subsample of each train split")
+    p.add_argument(
+        "--max-dev-samples", type=_number(int), help="deterministic subsample of each dev split (said in the report)"
+    )
     p.add_argument("--zero-stage", type=_number(int), default=0, help="DeepSpeed ZeRO stage (default: 0)")
     p.add_argument("--precision", default="fp32", help="fp32, bf16, or fp16 (GPU only) (default: fp32)")
     p.add_argument("--threads", type=_number(int), help="torch threads per worker (default: torch's; Ray: 1)")
@@ -364,6 +367,7 @@ def _plan_setting(loaded, args, seeds, model, objectives, teacher_model, objecti
         warmup_ratio=args.warmup_ratio,
         weight_decay=args.weight_decay,
         max_train_samples=args.max_train_samples,
+        max_dev_samples=args.max_dev_samples,
         data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
         zero_stage=args.zero_stage,
         precision=args.precision,

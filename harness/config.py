@@ -16,6 +16,7 @@ from typing import Any
 from harness.errors import HarnessError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+LATER_FIELDS = ("max_dev_samples",)  # fields added after runs were recorded: left out of the id when unset
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class TrialConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     max_train_samples: int | None = None
+    max_dev_samples: int | None = None  # a fixed subsample of each dev split (CPU-scale studies; reported)
     data_dir: str | None = None
     zero_stage: int = 0
     precision: str = "fp32"
@@ -59,6 +61,7 @@ class TrialConfig:
             (0 <= self.weight_decay < math.inf, "weight-decay", "must be >= 0 and finite"),
             (0 <= self.grad_clip < math.inf, "grad-clip", "must be >= 0 and finite (0 turns clipping off)"),
             (self.max_train_samples is None or self.max_train_samples >= 1, "max-train-samples", "must be >= 1"),
+            (self.max_dev_samples is None or self.max_dev_samples >= 1, "max-dev-samples", "must be >= 1"),
             (self.zero_stage in (0, 1, 2, 3), "zero-stage", "must be 0, 1, 2 or 3"),
             (self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}"),
             (self.threads is None or self.threads >= 1, "threads", "must be at least 1"),
@@ -84,7 +87,11 @@ class TrialConfig:
 
     def trial_id(self) -> str:
         """Readable and unique: task, objective, seed, and a hash of the whole config."""
-        identity = {k: v for k, v in self.to_dict().items() if k != "teacher_store"}
+        identity = {
+            k: v
+            for k, v in self.to_dict().items()
+            if k != "teacher_store" and not (k in LATER_FIELDS and v is None)  # ids of earlier runs stay valid
+        }
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
         prefix = "teacher-" if self.save_teacher else ""
         return f"{prefix}{self.task}-{self.objective}-s{self.seed}-{digest}"

@@ -42,16 +42,20 @@ def tokenizer_fingerprint(tok) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def tokenize(task: Task, data: TaskData, tok, max_len: int, max_train: int | None) -> datasets.DatasetDict:
-    """Tokenized splits with columns input_ids, token_type_ids (if the model uses them), label, idx, length."""
+def tokenize(
+    task: Task, data: TaskData, tok, max_len: int, max_train: int | None, max_dev: int | None = None
+) -> datasets.DatasetDict:
+    """Tokenized splits with columns input_ids, token_type_ids (if the model uses them), label, idx, length;
+    ``max_train``/``max_dev``: fixed subsamples of the train and dev splits (the same for every trial)."""
+    sizes = [max_train] if max_dev is None else [max_train, max_dev]  # cache keys of earlier runs stay valid
     key = hashlib.sha256(
-        json.dumps([tokenizer_fingerprint(tok), task.name, data.fingerprint, max_len, max_train]).encode()
+        json.dumps([tokenizer_fingerprint(tok), task.name, data.fingerprint, max_len, *sizes]).encode()
     ).hexdigest()[:20]
     path = cache_root() / "tokenized" / f"{task.name}-{key}"
     if (path / "dataset_dict.json").exists():
         return datasets.load_from_disk(str(path))
     splits = dict(data.splits)
-    splits["train"] = subsample(splits["train"], max_train)
+    splits = {name: subsample(ds, max_train if name == "train" else max_dev) for name, ds in splits.items()}
     columns = ["text_a", "text_b"] if task.pair else ["text_a"]
 
     def encode(batch):

@@ -48,6 +48,7 @@ TASK_SETTINGS = (
     "warmup_ratio",
     "weight_decay",
     "max_train_samples",
+    "max_dev_samples",
     "seeds",
 )
 

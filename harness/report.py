@@ -421,7 +421,11 @@ def data_table(records: list[dict], results: pd.DataFrame) -> pd.DataFrame:
         train = f"{' / '.join(f'{u:,}' for u in used) or '?'} used of " + _rows_text(available, official.get("train"))
         if available and official.get("train") and available < official["train"]:
             train += " (a sample of the official train split)"
-        dev = [f"{split}: {_rows_text(n, official.get(split))}" for split, n in d.get("dev_examples", {}).items()]
+        dev = []
+        for split, n in d.get("dev_examples", {}).items():
+            available = d.get("dev_rows", {}).get(split, n)
+            used = "" if available == n else f"{n:,} used (a fixed sample) of "
+            dev.append(f"{split}: {used}{_rows_text(available, official.get(split))}")
         dev += [f"{split}: missing, not evaluated" for split in d.get("missing_splits", [])]
         task_rows = results[(results["suite"] == c["suite"]) & (results["task"] == c["task"])]
         parts = list(dict.fromkeys(task_rows["row"]))

@@ -80,7 +80,7 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
         arm = objective_cls.label(objective.hp)
         if cfg.init_from:  # a later teacher stage: named after the stages it continues, e.g. ce→cmi_max
             arm = f"{teachers.load_weights(store, cfg.init_from, model)}→{arm}"
-        tokenized = tokenize(task, data, tokenizer, cfg.max_seq_length, cfg.max_train_samples)
+        tokenized = tokenize(task, data, tokenizer, cfg.max_seq_length, cfg.max_train_samples, cfg.max_dev_samples)
         pad_id = tokenizer.pad_token_id or 0
         train = Columns(tokenized["train"], pad_id)
         devs = {s: Columns(tokenized[s], pad_id) for s in task.dev_splits if s in tokenized}
@@ -97,6 +97,7 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
                 "train_examples": len(train),
                 "train_rows": len(data.splits["train"]),
                 "dev_examples": {s: len(c) for s, c in devs.items()},
+                "dev_rows": {s: len(data.splits[s]) for s in devs},
                 "missing_splits": [s for s in task.dev_splits if s not in devs],
                 "official_rows": dict(task.official_rows),
             },

@@ -45,6 +45,7 @@ def best_config(cfg: TrialConfig, teacher_model: str | None) -> dict:
         "warmup_ratio",
         "weight_decay",
         "max_train_samples",
+        "max_dev_samples",
         "data_dir",
         "zero_stage",
         "precision",
@@ -78,7 +79,16 @@ def selection(metric: str) -> str:
     return f"{metric} (selection score: dev, used to choose)"
 
 
-RERUN = ("epochs", "lr", "batch_size", "max_seq_length", "warmup_ratio", "weight_decay", "max_train_samples")
+RERUN = (
+    "epochs",
+    "lr",
+    "batch_size",
+    "max_seq_length",
+    "warmup_ratio",
+    "weight_decay",
+    "max_train_samples",
+    "max_dev_samples",
+)
 
 
 def confirm(loaded, args, best: TrialConfig, seeds: list[int], run_dir: Path, console: Console, opts) -> list[float]:

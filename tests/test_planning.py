@@ -77,3 +77,35 @@ def test_bad_per_task_settings_get_one_line(cli, tmp_path, argv, message):
 def test_a_malformed_setting_is_refused(cli, tmp_path):
     code, _, err = cli("run", "--setting", "tiny", "--output-dir", str(tmp_path))
     assert code == 2 and "write MODEL=OBJ,OBJ[@TEACHER]" in err
+
+
+def test_a_dev_subsample_is_fixed_recorded_and_reported(cli, tmp_path):
+    args = ["--tasks", "nli", "--seeds", "1,2", "--epochs", "1", "--max-dev-samples", "40", "--quiet"]
+    code, _, err = cli("run", *args, "--output-dir", str(tmp_path))
+    assert code == 0, err
+    (run_dir,) = tmp_path.iterdir()
+    from harness.report import build
+    from harness.results import read_predictions, trial_records
+
+    records = trial_records(run_dir)
+    assert all(r["data"]["dev_examples"] == {"validation": 40} for r in records)
+    ids = [
+        read_predictions(run_dir / "trials" / r["trial_id"] / r["predictions"])["validation"]["idx"] for r in records
+    ]
+    assert (ids[0] == ids[1]).all()  # the same examples for every seed
+    rows = records[0]["data"]["dev_rows"]["validation"]
+    (data,) = build([run_dir]).tables["data"].itertuples()
+    assert data.dev == f"validation: 40 used (a fixed sample) of {rows:,} rows (no official size known)"
+
+
+def test_an_unset_later_field_leaves_trial_ids_as_they_were(loaded):
+    import hashlib
+    import json
+
+    from harness.config import TrialConfig
+
+    cfg = TrialConfig(suite="smoke", task="nli", objective="ce", model="tiny", seed=1)
+    before = {k: v for k, v in cfg.to_dict().items() if k not in ("teacher_store", "max_dev_samples")}
+    digest = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:8]
+    assert cfg.trial_id() == f"nli-ce-s1-{digest}"  # the id a run recorded before max_dev_samples existed
+    assert TrialConfig(**{**cfg.to_dict(), "plugins": (), "max_dev_samples": 10}).trial_id() != cfg.trial_id()

@@ -2,8 +2,6 @@
 
 from pathlib import Path
 
-import pytest
-
 from harness.cli import build_parser, config_tokens, plan_from_args
 from tests.glue_fixture import write_glue
 
@@ -38,10 +36,12 @@ def test_the_gpu_study_is_the_papers_setting(loaded, tmp_path):
     assert len(per_seed) == 3 + 1 + 3  # teachers (ce, ce control, cmi_max), cmi_min, three students
 
 
-def test_the_cpu_study_plans_every_glue_task(loaded, tmp_path):
-    if not (ROOT / "benchmarks" / "paper_cpu.yaml").exists():
-        pytest.skip("paper_cpu.yaml not written yet")
+def test_the_cpu_study_plans_every_glue_task_whole_task_by_whole_task(loaded, tmp_path):
     plan = plan_of(loaded, "paper_cpu.yaml", write_glue(tmp_path / "glue"))
     assert {c.task for c in plan.trials} == set(GLUE)
     assert {c.model for c in plan.trials} == {"minilm-l6", "minilm-l6:half"}
     assert all(len({c.seed for c in plan.trials if c.task == t}) >= 3 for t in GLUE)
+    order = [c.task for c in plan.trials]
+    assert order == sorted(order, key=order.index) and order[0] == "wnli"  # one task after another
+    mnli = next(c for c in plan.trials if c.task == "mnli")
+    assert (mnli.max_train_samples, mnli.max_dev_samples, mnli.lr) == (1000, 1000, 5e-5)
