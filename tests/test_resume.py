@@ -133,3 +133,36 @@ def test_a_save_killed_midway_leaves_the_last_good_checkpoint(loaded, interrupte
     epochs_seen = []
     record = run_trial(config, trial, lambda e: epochs_seen.append(e.get("epoch")), plugins=loaded)
     assert set(epochs_seen) == {3} and record["epochs"] == straight["epochs"]  # resumed from epoch 2's checkpoint
+
+
+@pytest.mark.parametrize("fault_seed", [0, 1, 2])
+def test_a_kill_at_a_random_moment_of_a_checkpoint_write_never_costs_a_number(
+    loaded, interrupted, tmp_path, monkeypatch, fault_seed
+):
+    """Fault injection: the process dies inside one of the checkpoint's file writes (a random file,
+    cut at a random byte); the resumed trial ends with the uninterrupted numbers."""
+    import random
+
+    from harness import checkpoint
+
+    config, straight, _ = interrupted
+    rng = random.Random(fault_seed)
+    victim, calls = rng.randrange(3 * 2), []  # one of the 3 tensor files of one of the 2 epoch saves
+    real_save = checkpoint.save_file
+
+    def dying_save(tensors, path):
+        calls.append(path)
+        if len(calls) - 1 == victim:
+            real_save(tensors, path)
+            data = open(path, "rb").read()
+            open(path, "wb").write(data[: rng.randrange(len(data))])
+            raise Interrupt
+        real_save(tensors, path)
+
+    monkeypatch.setattr(checkpoint, "save_file", dying_save)
+    with pytest.raises(Interrupt):
+        run_trial(config, tmp_path / "trial", plugins=loaded)
+    monkeypatch.setattr(checkpoint, "save_file", real_save)
+    record = run_trial(config, tmp_path / "trial", plugins=loaded)
+    assert record["status"] == "completed" and record["epochs"] == straight["epochs"]
+    assert not list((tmp_path / "trial").glob(".checkpoint-*"))  # the half-written save is gone
