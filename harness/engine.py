@@ -27,6 +27,12 @@ def init_process_group() -> None:
     if dist.is_initialized():
         return
     backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "gloo":
+        # DeepSpeed's CPU shared-memory kernels serve its inference all-reduce, which the harness never
+        # calls (training all-reduce goes through gloo); left on, their first use on a machine compiles
+        # them (about 40 s, two compilers). DeepSpeed keeps its probed op table as one module dict so
+        # that edits persist (deepspeed/ops/__init__.py); marking the op unavailable skips the build.
+        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
     os.environ.setdefault("LOCAL_RANK", "0")
     if "WORLD_SIZE" in os.environ:
         deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False, verbose=False)

@@ -158,3 +158,19 @@ def test_glue_task_with_a_missing_optional_split_runs_and_says_so(cli, tmp_path)
     assert {r["metric"] for r in ref if r["task"] == "mrpc" and r["model"] == "bert-base"} == {
         "not stated by the paper (GLUE reports F1 and accuracy)"
     }
+
+
+def test_a_first_run_compiles_no_deepspeed_op(tmp_path):
+    """DeepSpeed's CPU shared-memory op (inference all-reduce) is never used, so never built: a fresh
+    extensions directory stays empty after a trial (it cost 40 s and two compilers on a new machine)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path / "ext")}
+    args = ["run", "--executor", "local", "--tasks", "sentiment", "--seeds", "1", "--epochs", "1", "--quiet"]
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", *args, "--output-dir", str(tmp_path / "o")], env=env, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert not (tmp_path / "ext").exists() or not any((tmp_path / "ext").iterdir())
