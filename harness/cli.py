@@ -414,7 +414,7 @@ def ray_options(args):
 
 def cmd_run(loaded, args, console: Console) -> int:
     from harness import plugins as plugin_loader
-    from harness.runner import check_output_dir, new_run_dir, read_plan, write_plan
+    from harness.rundir import check_output_dir, new_run_dir, read_plan, write_plan
 
     if args.resume:
         run_dir = Path(args.resume)

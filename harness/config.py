@@ -16,6 +16,17 @@ from typing import Any
 from harness.errors import HarnessError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+# What a user sets about how a trial trains (also per task, with --task-args, and in a best.yaml).
+TRAINING = (
+    "epochs",
+    "lr",
+    "batch_size",
+    "max_seq_length",
+    "warmup_ratio",
+    "weight_decay",
+    "max_train_samples",
+    "max_dev_samples",
+)
 LATER_FIELDS = ("max_dev_samples",)  # fields added after runs were recorded: left out of the id when unset
 
 

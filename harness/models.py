@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from harness import hub
 from harness.errors import HarnessError
 
@@ -65,8 +63,10 @@ def pretrained(
     return ModelSpec(name or str(source), description, load, dict(defaults), layers)
 
 
-def layers_of(model) -> torch.nn.ModuleList:
+def layers_of(model):
     """The transformer block list: the ModuleList whose length is config.num_hidden_layers (or n_layers)."""
+    import torch
+
     n = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layers", None)
     for module in model.modules():
         if isinstance(module, torch.nn.ModuleList) and len(module) == n:
@@ -84,6 +84,8 @@ def student_layers(n: int) -> list[int]:
 def keep_half_of_layers(model):
     """Student from teacher: keep ``student_layers`` of its blocks; the config is updated to match
     and records which were kept (``config.student_layers``)."""
+    import torch
+
     layers = layers_of(model)
     keep = student_layers(len(layers))
     kept = torch.nn.ModuleList(layers[i] for i in keep)

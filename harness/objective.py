@@ -32,11 +32,12 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
-
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:  # torch loads with the first loss computed, not when plugins are listed
+    import torch
 
 KNOWN_NEEDS = frozenset({"logits", "features", "teacher_logits"})
 

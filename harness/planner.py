@@ -10,9 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from harness.config import TrialConfig
+from harness.config import TRAINING, TrialConfig
 from harness.errors import HarnessError
 from harness.models import resolve
 from harness.plugins import Plugins
@@ -40,17 +38,7 @@ def parse_objective_args(text: str | None, objectives: list[str]) -> dict[str, d
     return out
 
 
-TASK_SETTINGS = (
-    "epochs",
-    "lr",
-    "batch_size",
-    "max_seq_length",
-    "warmup_ratio",
-    "weight_decay",
-    "max_train_samples",
-    "max_dev_samples",
-    "seeds",
-)
+TASK_SETTINGS = (*TRAINING, "seeds")
 
 
 def parse_task_args(text: str | None, tasks: list[str]) -> dict[str, dict[str, Any]]:
@@ -79,6 +67,12 @@ def parse_task_args(text: str | None, tasks: list[str]) -> dict[str, dict[str, A
     return out
 
 
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def make_plan(
     registry: Plugins,
     suite: str,
@@ -94,7 +88,7 @@ def make_plan(
     **settings: Any,
 ) -> Plan:
     """Trials in the order they must run: teacher stages first (each once, shared), then the rest."""
-    if settings.get("precision") == "fp16" and not torch.cuda.is_available():  # trials run on this machine
+    if settings.get("precision") == "fp16" and not _cuda():  # trials run on this machine
         raise HarnessError("--precision fp16 needs a GPU; use fp32 or bf16 on CPU")
     suite_obj = registry.suites.get(suite)
     selected = suite_obj.select(tasks)

@@ -1,4 +1,8 @@
-"""Report plots (matplotlib, headless): dev metric vs NCMI, per-task deltas, training curves."""
+"""Report plots (matplotlib, headless): dev metric vs NCMI, per-task deltas, training curves.
+
+Every plot of a report gives an objective the same colour (``colors``), shows every seed (a
+point, or a thin line, per trial), and keeps tick labels few and short (scientific notation
+for the small NCMI values, at most five ticks an axis)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import MaxNLocator, ScalarFormatter  # noqa: E402
 
 
 def _png(fig) -> bytes:
@@ -36,20 +40,30 @@ def _panels(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(panel=(df["model"] + " / " + df["task"]) if multi else df["task"])
 
 
-def _colors(objectives) -> dict[str, str]:
+def colors(objectives) -> dict[str, str]:
+    """One colour per objective for the whole report (ce first), so plots can be read side by side."""
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    return {o: cycle[i % len(cycle)] for i, o in enumerate(sorted(objectives, key=lambda o: (o != "ce", o)))}
+    return {o: cycle[i % len(cycle)] for i, o in enumerate(sorted(set(objectives), key=lambda o: (o != "ce", o)))}
 
 
-def _per_task(df: pd.DataFrame, title: str, xlabel: str, draw) -> bytes:
+def _readable(ax) -> None:
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+    fmt = ScalarFormatter(useMathText=True)
+    fmt.set_powerlimits((-2, 3))  # 0.0004 reads as 4 x 10^-4
+    ax.xaxis.set_major_formatter(fmt)
+    ax.tick_params(labelsize=8)
+
+
+def _per_task(df: pd.DataFrame, title: str, xlabel: str, draw, palette: dict[str, str]) -> bytes:
     """One panel per task, one colour per objective; ``draw(ax, rows of one objective, colour)``."""
     df = _panels(df)
     panels = list(dict.fromkeys(df["panel"]))
     fig, axes = _grid(len(panels))
-    colors = _colors(df["objective"].unique())
     for ax, panel in zip(axes, panels, strict=False):
+        _readable(ax)  # first, so that a panel's own draw can refine its axes
         for obj, g in df[df["panel"] == panel].groupby("objective"):
-            draw(ax, g, obj, colors[obj])
+            draw(ax, g, obj, palette[obj])
         ax.set_title(panel)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("dev metric (%)")
@@ -62,16 +76,20 @@ def _per_task(df: pd.DataFrame, title: str, xlabel: str, draw) -> bytes:
     return _png(fig)
 
 
-def metric_vs_ncmi(per_trial: pd.DataFrame) -> bytes:
-    """One point per completed trial: dev NCMI (x) and dev headline metric (y), one panel per task."""
+def metric_vs_ncmi(per_trial: pd.DataFrame, palette: dict[str, str]) -> bytes:
+    """One point per completed trial (each seed), its seed written beside it: dev NCMI (x) and dev
+    headline metric (y), one panel per task."""
 
     def draw(ax, g, obj, color):
-        ax.scatter(g["ncmi"], g["metric"], label=obj, color=color, s=28)
+        ax.scatter(g["ncmi"], g["metric"], label=obj, color=color, s=28, alpha=0.85)
+        for x, y, seed in zip(g["ncmi"], g["metric"], g["seed"], strict=True):
+            ax.annotate(str(seed), (x, y), xytext=(3, 2), textcoords="offset points", fontsize=6, color=color)
 
-    return _per_task(per_trial, "Dev metric against NCMI, one point per trial", "dev NCMI", draw)
+    title = "Dev metric against NCMI, one point per trial (its seed beside it)"
+    return _per_task(per_trial, title, "dev NCMI", draw, palette)
 
 
-def deltas(significance: pd.DataFrame, deltas_: pd.DataFrame) -> bytes:
+def deltas(significance: pd.DataFrame, deltas_: pd.DataFrame) -> bytes:  # colour: the sign of the delta
     """Per task: mean headline-metric difference to the baseline; error bars = the seed-aware 95% interval."""
     head = deltas_[deltas_["headline"]]
     multi = head["model"].nunique() > 1
@@ -99,24 +117,32 @@ def deltas(significance: pd.DataFrame, deltas_: pd.DataFrame) -> bytes:
     return _png(fig)
 
 
-def training_curves(curves: pd.DataFrame) -> bytes:
-    """Per task: dev headline metric per epoch, mean over seeds, one line per objective."""
+def training_curves(curves: pd.DataFrame, palette: dict[str, str]) -> bytes:
+    """Per task: dev headline metric per epoch, a thin line per seed and a bold one for the mean."""
 
     def draw(ax, g, obj, color):
+        for _, seed in g.groupby("seed"):
+            ax.plot(seed["epoch"], seed["dev_metric"], color=color, lw=0.7, alpha=0.45)
         mean = g.groupby("epoch")["dev_metric"].mean()
-        ax.plot(mean.index, mean.values, marker="o", label=obj, color=color)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.plot(mean.index, mean.values, marker="o", label=obj, color=color, lw=2)
 
-    return _per_task(curves, "Training curves: dev metric per epoch (mean over seeds)", "epoch", draw)
+    def integer_epochs(ax, g, obj, color):
+        draw(ax, g, obj, color)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+
+    title = "Training curves: dev metric per epoch (thin: each seed; bold: their mean)"
+    return _per_task(curves, title, "epoch", integer_epochs, palette)
 
 
 def render(report) -> dict[str, bytes]:
     t = report.tables
     if t["curves"].empty:
         return {}
+    palette = colors(t["results"]["objective"])
     out = {
-        "metric_vs_ncmi.png": metric_vs_ncmi(t["cmi_trials"][t["cmi_trials"]["space"] == "posterior"]),
-        "training_curves.png": training_curves(t["curves"]),
+        "metric_vs_ncmi.png": metric_vs_ncmi(t["cmi_trials"][t["cmi_trials"]["space"] == "posterior"], palette),
+        "training_curves.png": training_curves(t["curves"], palette),
     }
     if not t["deltas"].empty:
         out["deltas.png"] = deltas(t["significance"], t["deltas"])

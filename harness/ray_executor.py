@@ -34,7 +34,7 @@ from harness.config import TrialConfig
 from harness.errors import HarnessError, TrialFailed
 from harness.planner import Plan
 from harness.results import RECORD, SCHEMA, completed_record, read_json, write_json
-from harness.runner import LOG_FILE, line, needless_teacher, publish, run_log, skipped
+from harness.rundir import LOG_FILE, line, needless_teacher, publish, run_log, skipped
 
 log = logging.getLogger("harness")
 

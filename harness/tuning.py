@@ -18,7 +18,7 @@ import yaml
 from rich.console import Console
 
 from harness import search
-from harness.config import TrialConfig
+from harness.config import TRAINING, TrialConfig
 from harness.errors import HarnessError
 
 BEST_FILE = "best.yaml"
@@ -37,20 +37,7 @@ def best_config(cfg: TrialConfig, teacher_model: str | None) -> dict:
         "seeds": [cfg.seed],
         "objective_args": {cfg.objective: dict(cfg.objective_args)} if cfg.objective_args else None,
     }
-    for key in (
-        "epochs",
-        "lr",
-        "batch_size",
-        "max_seq_length",
-        "warmup_ratio",
-        "weight_decay",
-        "max_train_samples",
-        "max_dev_samples",
-        "data_dir",
-        "zero_stage",
-        "precision",
-        "threads",
-    ):
+    for key in (*TRAINING, "data_dir", "zero_stage", "precision", "threads"):
         options[key] = getattr(cfg, key)
     return {k: v for k, v in options.items() if v is not None}
 
@@ -79,27 +66,15 @@ def selection(metric: str) -> str:
     return f"{metric} (selection score: dev, used to choose)"
 
 
-RERUN = (
-    "epochs",
-    "lr",
-    "batch_size",
-    "max_seq_length",
-    "warmup_ratio",
-    "weight_decay",
-    "max_train_samples",
-    "max_dev_samples",
-)
-
-
 def confirm(loaded, args, best: TrialConfig, seeds: list[int], run_dir: Path, console: Console, opts) -> list[float]:
     """Reruns ``best`` on ``seeds`` in RUN_DIR/confirm (a run directory with its own report);
     returns the completed trials' scores on the search metric (first dev split)."""
     from harness.cli import plan_from_args, write_report
     from harness.ray_executor import run_ray
-    from harness.runner import write_plan
+    from harness.rundir import write_plan
 
     again = argparse.Namespace(**vars(args))
-    for key in RERUN:
+    for key in TRAINING:
         setattr(again, key, getattr(best, key))
     again.objective_args = ",".join(f"{best.objective}.{k}={v}" for k, v in best.objective_args.items()) or None
     plan = plan_from_args(loaded, again, seeds)
@@ -120,7 +95,7 @@ def confirm(loaded, args, best: TrialConfig, seeds: list[int], run_dir: Path, co
 def cmd_tune(loaded, args, console: Console) -> int:
     from harness.cli import plan_from_args, ray_options
     from harness.ray_executor import Search, run_search
-    from harness.runner import check_output_dir, new_run_dir, write_plan
+    from harness.rundir import check_output_dir, new_run_dir, write_plan
 
     if not args.tasks or len(args.tasks) != 1:
         raise HarnessError("harness tune searches one task at a time: give --tasks NAME, e.g. --tasks rte")

@@ -38,11 +38,13 @@ adapts CMI to language models. Probabilities are clamped at 1e-12 before every l
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
-from harness import HParam, LossOutput, Objective, hookimpl, sum_over_ranks
+from harness import HParam, LossOutput, Objective, hookimpl
 from harness.objective import Outputs
+
+if TYPE_CHECKING:  # torch is imported in the methods that compute, so listing plugins stays fast
+    import torch
 
 EPS = 1e-12
 SPACES = ("logits", "features")
@@ -68,6 +70,8 @@ class _CentroidObjective(Objective):
     )
 
     def __init__(self, num_labels: int, **hparams):
+        import torch
+
         super().__init__(num_labels, **hparams)
         self.needs = frozenset({"logits", "features"}) if self.hp["space"] == "features" else frozenset({"logits"})
         self.wants_train_pass = self.hp["centroids"] == "exact"
@@ -78,6 +82,8 @@ class _CentroidObjective(Objective):
         self.steps = torch.zeros((), dtype=torch.int64)
 
     def distribution(self, out: Outputs) -> torch.Tensor:
+        import torch.nn.functional as F
+
         if self.hp["space"] == "features":
             return F.softmax(out.features / self.hp["temperature"], dim=-1)
         return F.softmax(out.logits, dim=-1)
@@ -97,6 +103,8 @@ class _CentroidObjective(Objective):
 
     def separation(self, p: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """(1/B) sum_i 1/(C-1) sum_{c != y_i, c has a centroid} H(P_i, Q_c)."""
+        import torch.nn.functional as F
+
         if self.q is None or self.num_labels < 2:
             return p.new_zeros(())
         cross = -(p @ self.q.to(p).clamp_min(EPS).log().T)  # (B, C): H(P_i, Q_c)
@@ -109,6 +117,10 @@ class _CentroidObjective(Objective):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-class sums of P_x and counts; ``over_ranks``: of the global batch, when several
         workers each hold part of it, so every worker keeps the centroids one worker would."""
+        import torch
+
+        from harness.engine import sum_over_ranks
+
         sums = torch.zeros(self.num_labels, p.shape[-1], dtype=torch.float64).index_add_(
             0, labels.cpu(), p.detach().double().cpu()
         )
@@ -125,6 +137,8 @@ class _CentroidObjective(Objective):
 
     def _swap_in(self) -> None:
         """Q_c <- accumulated class mean, for each class seen; then start a new accumulation."""
+        import torch
+
         if self.sums is None:
             return
         seen = self.counts > 0
@@ -135,6 +149,8 @@ class _CentroidObjective(Objective):
         self.sums, self.counts = None, torch.zeros_like(self.counts)
 
     def on_step_end(self, out: Outputs) -> None:
+        import torch
+
         self.steps += 1
         if self.hp["centroids"] == "exact":
             return
@@ -188,6 +204,8 @@ class CMIMin(_CentroidObjective):
     )
 
     def loss(self, out: Outputs) -> LossOutput:
+        import torch.nn.functional as F
+
         ce = F.cross_entropy(out.logits, out.labels)
         lam, beta = self.hp["lambda"], self.hp["beta"]
         if not (lam or beta):  # exactly cross-entropy, bit for bit
@@ -207,6 +225,8 @@ class CMIMax(_CentroidObjective):
     )
 
     def loss(self, out: Outputs) -> LossOutput:
+        import torch.nn.functional as F
+
         ce = F.cross_entropy(out.logits, out.labels)
         if not self.hp["lambda"]:
             return LossOutput(ce, {"ce": ce})

@@ -272,7 +272,7 @@ def test_runs_started_at_the_same_instant_get_their_own_directories(tmp_path):
     """new_run_dir makes the name atomically: 30 threads in the same second, 30 directories."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from harness.runner import new_run_dir
+    from harness.rundir import new_run_dir
 
     with ThreadPoolExecutor(30) as pool:
         made = list(pool.map(lambda _: new_run_dir(tmp_path, "smoke"), range(30)))

@@ -18,7 +18,8 @@ from rich.console import Console
 from harness.planner import make_plan
 from harness.ray_executor import RayOptions, run_ray
 from harness.results import read_json
-from harness.runner import read_plan, run_local
+from harness.rundir import read_plan
+from harness.runner import run_local
 from tests.test_workers import NO_DROPOUT
 
 QUIET = Console(quiet=True)
