@@ -22,6 +22,8 @@ from harness.rundir import read_plan
 from harness.runner import run_local
 from tests.test_workers import NO_DROPOUT
 
+pytestmark = pytest.mark.ray
+
 QUIET = Console(quiet=True)
 
 
