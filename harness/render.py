@@ -66,7 +66,7 @@ def sections(report: Report) -> list[tuple[str, pd.DataFrame]]:
     t = report.tables
     out = []
     for suite, model in report.settings():
-        title = f"{suite} / {model}: dev results (%), mean ± std over seeds, beside chance. {CHANCE_NOTE}"
+        title = f"{suite} / {model}: dev results (%), mean ± std over seeds, beside chance"
         out.append((title, report.wide(suite, model)))
     out.append(("Data: what each task trained and was scored on", t["data"]))
     if report.notes:
@@ -74,7 +74,7 @@ def sections(report: Report) -> list[tuple[str, pd.DataFrame]]:
     if not t["wins"].empty:
         out.append(("Comparisons: better on k of n tasks (headline metric)", t["wins"][["summary"]]))
     if not t["significance"].empty:
-        out.append((f"Significance (Δ in points, 95% interval). {TEST_NOTE}", _significance_view(t["significance"])))
+        out.append(("Significance: seed-aware test (Δ in points, 95% interval)", _significance_view(t["significance"])))
     if not t["teachers"].empty:
         out.append(
             ("Distillation teachers, side by side (dev, mean over the students' seeds)", _teachers_view(t["teachers"]))
@@ -99,6 +99,7 @@ def sections(report: Report) -> list[tuple[str, pd.DataFrame]]:
             t["reference"],
         )
     )
+    out.append(("How to read the tables", pd.DataFrame({"note": [CHANCE_NOTE, TEST_NOTE]})))
     return out
 
 
@@ -138,7 +139,7 @@ def rich_tables(report: Report) -> list:
         if not sig.empty:
             out.append(_rich("seed-aware test", _significance_view(sig).drop(columns="setting")))
         out += list(here(t["wins"])["summary"])
-    out.append(CHANCE_NOTE)
+    out += [CHANCE_NOTE, TEST_NOTE]
     out.append(_rich("data", t["data"]))
     out += [f"note: {n}" for n in report.notes]
     if not t["teachers"].empty:

@@ -35,7 +35,8 @@ def write_html(report: Report, out: Path) -> list[Path]:
         f"<h1>Comparison report</h1><p>Computed from the trial records of: {html.escape(', '.join(report.sources))}</p>"
     ]
     for title, df in sections(report):
-        table = df.to_html(index=bool(df.index.name), border=0, classes="t", escape=True)
+        df = df.reset_index() if df.index.name else df  # the row label as a first column, one header row
+        table = df.to_html(index=False, border=0, classes="t", escape=True)
         body.append(f"<h2>{html.escape(title)}</h2>{table}")
     for name, png in report.figures().items():
         data = base64.b64encode(png).decode()
