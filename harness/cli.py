@@ -240,6 +240,12 @@ def _trial_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_number(int), help="torch threads per worker (default: torch's; Ray: 1)")
     p.add_argument("--output-dir", default="runs", help="each run gets a new directory under it (default: runs)")
     p.add_argument("--quiet", action="store_true", help="no live progress or per-trial lines")
+    p.add_argument(
+        "--tracker",
+        type=_csv("trackers"),
+        default=[],
+        help="log each trial to experiment trackers: tensorboard, mlflow (comma-separated; see `harness list`)",
+    )
     p.add_argument("--retries", type=_number(int), default=0, help="run a failed trial again up to N times (default 0)")
 
 
@@ -338,6 +344,9 @@ def plan_from_args(loaded, args, seeds: list[int], check_model: bool = True):
     groups = getattr(args, "setting", None) or [
         {"model": args.model, "objectives": args.objectives, "teacher_model": args.teacher_model}
     ]
+    from harness.tracking import check
+
+    check(tuple(args.tracker), loaded.trackers)
     given = parse_objective_args(args.objective_args, [o for g in groups for o in g["objectives"]])
     plans = []
     for g in groups:  # each setting gets the objective arguments of its own objectives
@@ -376,6 +385,8 @@ def _plan_setting(loaded, args, seeds, model, objectives, teacher_model, objecti
         teacher_model=teacher_model,
         task_args=args.task_args,
         teacher_store=str(Path(args.teacher_dir or Path(args.output_dir) / "teachers").resolve()),
+        trackers=tuple(args.tracker),
+        tracking_dir=str(Path(args.output_dir).resolve()) if args.tracker else None,
     )
     if args.retries < 0:
         raise HarnessError(f"--retries {args.retries}: must be 0 or more")
@@ -490,6 +501,7 @@ def cmd_list(loaded, console: Console, details: str | None) -> int:
         ("Models", loaded.models),
         ("Suites", loaded.suites),
         ("Reporters", loaded.reporters),
+        ("Trackers", loaded.trackers),
     ):
         t = Table(title=title, title_justify="left")
         for col in ("name", "from", "description"):

@@ -28,6 +28,7 @@ TRAINING = (
     "max_dev_samples",
 )
 LATER_FIELDS = ("max_dev_samples",)  # fields added after runs were recorded: left out of the id when unset
+NOT_IDENTITY = ("teacher_store", "trackers", "tracking_dir")  # where results go, not what they are
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class TrialConfig:
     init_from: str | None = None
     teacher: str | None = None
     teacher_store: str | None = None  # a location, not part of the trial id
+    trackers: tuple[str, ...] = ()  # experiment trackers the trial logs to (harness.tracking); not in the id
+    tracking_dir: str | None = None  # where local trackers write (the output directory); not in the id
 
     def __post_init__(self):
         checks = [
@@ -84,6 +87,7 @@ class TrialConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["plugins"] = list(self.plugins)
+        d["trackers"] = list(self.trackers)
         return d
 
     @classmethod
@@ -94,6 +98,7 @@ class TrialConfig:
             raise HarnessError(f"unknown trial config keys {sorted(unknown)}; known: {sorted(names)}")
         d = dict(d)
         d["plugins"] = tuple(d.get("plugins", ()))
+        d["trackers"] = tuple(d.get("trackers", ()))
         return cls(**d)
 
     def trial_id(self) -> str:
@@ -101,7 +106,7 @@ class TrialConfig:
         identity = {
             k: v
             for k, v in self.to_dict().items()
-            if k != "teacher_store" and not (k in LATER_FIELDS and v is None)  # ids of earlier runs stay valid
+            if k not in NOT_IDENTITY and not (k in LATER_FIELDS and v is None)  # ids of earlier runs stay valid
         }
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
         prefix = "teacher-" if self.save_teacher else ""

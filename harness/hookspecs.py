@@ -28,5 +28,10 @@ def harness_suites() -> list:
 
 
 @hookspec
+def harness_trackers() -> list:
+    """harness.tracking.Tracker entries (experiment trackers a trial can log to: --tracker NAME)."""
+
+
+@hookspec
 def harness_reporters() -> list:
     """harness.report.Reporter entries (output formats of the comparison report)."""

@@ -40,6 +40,7 @@ class Plugins:
     models: Registry = field(default_factory=lambda: Registry("model", MODEL_HINT))
     suites: Registry = field(default_factory=lambda: Registry("suite"))
     reporters: Registry = field(default_factory=lambda: Registry("reporter"))
+    trackers: Registry = field(default_factory=lambda: Registry("tracker"))
     warnings: list[str] = field(default_factory=list)
 
 
@@ -83,6 +84,7 @@ def load(extra_modules: tuple[str, ...] = ()) -> Plugins:
     _collect(
         pm, "harness_reporters", out, sources, lambda reg, r, src: reg.reporters.add(r.name, r, r.description, src)
     )
+    _collect(pm, "harness_trackers", out, sources, lambda reg, t, src: reg.trackers.add(t.name, t, t.description, src))
     return out
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 import harness
-from harness import checkpoint, teachers
+from harness import checkpoint, teachers, tracking
 from harness import plugins as plugin_loader
 from harness.batching import Columns
 from harness.config import TrialConfig
@@ -63,6 +63,7 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
         "harness": {"version": harness.__version__, "git_commit": git_commit()},
         "versions": versions(),
     }
+    runs: list = []  # open experiment-tracker runs (harness.tracking)
     try:
         plugins = plugins or plugin_loader.load(cfg.plugins)
         suite = plugins.suites.get(cfg.suite)
@@ -105,7 +106,15 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
             hparams=objective.hp,
             compare_to=[] if cfg.save_teacher else list(objective_cls.compare_to),
         )
+        if cfg.trackers and world()[0] == 0:  # rank 0 logs, as it writes the trial's files
+            for name in cfg.trackers:
+                runs.append(plugins.trackers.get(name).open(trial_dir, Path(cfg.tracking_dir or trial_dir), config))
+                runs[-1].params({**cfg.to_dict(), "hparams": objective.hp, "lr": lr, "arm": arm})
+            progress = tracking.follow(runs, progress)
         result = fit(cfg, lr, model, objective, task, train, devs, progress, trial_dir, teacher_logits)
+        for run in runs:  # the final dev figures once more, under final/
+            final = {f"final/{s}/{k}": v for s, m in result.final.items() for k, v in m.items()}
+            run.metrics(final, len(result.epochs))
         if world()[0] == 0:
             write_predictions(trial_dir / PREDICTIONS, result.predictions)
         if cfg.save_teacher:  # every rank: gathering ZeRO-3 parameters is collective
@@ -123,6 +132,8 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
         record.update(status="failed", error=str(exc))
     except Exception as exc:  # a plugin's bug fails its trial, not the run
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+    for run in runs:
+        run.close()
     record["wall_time_s"] = time.perf_counter() - started
     record["peak_memory_mb"] = _peak_memory_mb()
     if world()[0] != 0:  # with several workers, rank 0 writes the trial's files

@@ -283,3 +283,18 @@ def test_without_address_the_harness_starts_a_ray_of_its_own_whatever_ray_addres
     assert code == 0, err
     (record,) = tmp_path.glob("*/trials/*/record.json")
     assert read_json(record)["status"] == "completed"
+
+
+def test_trackers_log_from_ray_workers_too(cli, tmp_path):
+    from tests.tensorboard_events import tensorboard_scalars
+
+    code, _, err = cli(
+        "run", "--executor", "ray", "--tasks", "sentiment", "--seeds", "1", "--epochs", "1", "--threads", "1",
+        "--tracker", "tensorboard", "--output-dir", str(tmp_path), "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    (record,) = tmp_path.glob("*/trials/*/record.json")
+    scalars = tensorboard_scalars(record.parent / "tensorboard")
+    assert dict(scalars["validation/accuracy"])[1] == pytest.approx(
+        read_json(record)["final"]["validation"]["accuracy"]
+    )

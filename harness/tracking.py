@@ -1,0 +1,72 @@
+"""Experiment trackers: each trial's config, per-step training loss, per-epoch dev metrics and dev
+CMI/NCMI, logged to TensorBoard, MLflow or a plugin's tracker, from inside the trial (so the same
+code serves both executors). A tracker is a plugin (``harness_trackers`` hook), like a reporter.
+
+A ``Tracker`` names the package it needs; ``open(trial_dir, tracking_dir, config)`` returns a
+``Run`` with ``params(dict)``, ``metrics(dict, step)`` and ``close()``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from harness.errors import HarnessError
+
+
+class Run(Protocol):
+    def params(self, values: dict[str, Any]) -> None: ...
+    def metrics(self, values: dict[str, float], step: int) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Tracker:
+    name: str
+    description: str
+    module: str  # the import that must work, e.g. "mlflow"
+    install: str  # how to get it, e.g. "pip install 'cmi-harness[track]'"
+    open: Callable[[Path, Path, dict], Run]  # (trial dir, tracking dir, trial config) -> Run
+
+
+def check(names: tuple[str, ...], registry) -> None:
+    """Unknown trackers and missing packages are refused before anything runs."""
+    for name in names:
+        tracker = registry.get(name)
+        if importlib.util.find_spec(tracker.module) is None:
+            raise HarnessError(f"--tracker {name} needs the {tracker.module} package: {tracker.install}")
+
+
+def flat(config: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested config as flat ``key.sub`` parameters (trackers store flat strings)."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        elif value is not None and value != () and value != []:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def follow(runs: list[Run], progress: Callable[[dict], None]) -> Callable[[dict], None]:
+    """``progress`` that also logs each step's loss and each epoch's dev metrics and CMI statistics."""
+
+    def both(event: dict) -> None:
+        progress(event)
+        if event["event"] == "step":
+            values, step = {"train/loss": event["loss"]}, event["step"]
+        elif event["event"] == "epoch":
+            step = event["epoch"]
+            values = {"train/epoch_loss": event["train_loss"]}
+            for split, metrics in event.items():
+                if split.startswith("validation") and isinstance(metrics, dict):
+                    values.update({f"{split}/{k}": v for k, v in metrics.items() if isinstance(v, float)})
+        else:
+            return
+        for run in runs:
+            run.metrics(values, step)
+
+    return both
