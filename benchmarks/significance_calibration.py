@@ -6,8 +6,10 @@ per-seed scores of models scored on an infinite dev set).
 The simulated world: a dev set of N examples with difficulties a_i ~ N(0, 1) and balanced
 labels; a model of skill theta gets example i right with probability sigmoid(theta + a_i).
 Each seed draws theta ~ N(theta_0 + effect, tau); tau is set so that the per-seed accuracy
-spreads by ``--seed-sd`` points (3.7 on RTE in the project's runs). A fresh dev set per
-simulated comparison. Sides use different seeds (unpaired), or the same seeds with a
+spreads by ``--seed-sd`` points (3.7 on RTE in the project's runs). ``--interaction`` gives objective
+A an effect that varies by example (N(0, s) in logit units, mean 0: no effect on average over the
+example distribution, but a real one on any finite dev set, which only the example term sees). A
+fresh dev set per simulated comparison. Sides use different seeds (unpaired), or the same seeds with a
 per-seed correlation ``--paired RHO`` of skills and shared coin flips (the harness's design:
 seed s initialises both objectives alike).
 
@@ -27,12 +29,13 @@ from harness import significance
 GRID = stats.norm.ppf((np.arange(2000) + 0.5) / 2000)  # quantiles of the difficulty distribution
 
 
-def expected_accuracy(theta: float) -> float:
-    return float(special.expit(theta + GRID).mean())
+def expected_accuracy(theta: float, scale: float = 1.0) -> float:
+    """Mean over examples of sigmoid(theta + d), d ~ N(0, scale^2) (difficulty, plus any per-example effect)."""
+    return float(special.expit(theta + scale * GRID).mean())
 
 
-def skill_for(accuracy: float) -> float:
-    return float(optimize.brentq(lambda t: expected_accuracy(t) - accuracy, -10, 10))
+def skill_for(accuracy: float, scale: float = 1.0) -> float:
+    return float(optimize.brentq(lambda t: expected_accuracy(t, scale) - accuracy, -10, 10))
 
 
 def simulate(
@@ -44,13 +47,16 @@ def simulate(
     base: float = 0.60,
     rho: float | None = None,
     resamples: int = 400,
+    interaction: float = 0.0,
 ) -> dict[str, float]:
     """One simulated comparison; returns the p-values of the new test, the old one, and the oracle."""
     theta0 = skill_for(base)
     slope = (expected_accuracy(theta0 + 1e-3) - expected_accuracy(theta0 - 1e-3)) / 2e-3
     tau = seed_sd / 100 / slope  # skill spread that moves expected accuracy by seed_sd points
-    shift = skill_for(base + effect / 100) - theta0
+    scale_a = float(np.hypot(1.0, interaction))  # A's logits: difficulty plus its per-example effect
+    shift = skill_for(base + effect / 100, scale_a) - theta0  # so A's mean accuracy is base + effect
     a = rng.normal(size=n_examples)
+    helps = interaction * rng.normal(size=n_examples)  # objective A helps some examples, hurts others
     labels = rng.integers(0, 2, n_examples)
     z_a = rng.normal(size=seeds)
     z_b = rho * z_a + np.sqrt(1 - rho**2) * rng.normal(size=seeds) if rho is not None else rng.normal(size=seeds)
@@ -58,19 +64,18 @@ def simulate(
     for s in range(seeds):
         u_a = rng.random(n_examples)
         u_b = u_a if rho is not None else rng.random(n_examples)
-        for z, u, delta, out in ((z_a[s], u_a, shift, preds_a), (z_b[s], u_b, 0.0, preds_b)):
+        for z, u, delta, out in ((z_a[s], u_a, shift + helps, preds_a), (z_b[s], u_b, 0.0, preds_b)):
             right = u < special.expit(theta0 + delta + tau * z + a)
             out.append(np.where(right, labels, 1 - labels))
     ids = list(range(seeds))
     new = significance.compare("accuracy", labels, preds_a, preds_b, ids, ids if rho is not None else None, resamples)
-    old = significance.compare("accuracy", labels, preds_a, preds_b, resamples=resamples)
     old_p = _examples_only_percentile(labels, preds_a, preds_b, resamples, rng)
-    oracle_a = [expected_accuracy(theta0 + shift + tau * z) for z in z_a]
+    oracle_a = [expected_accuracy(theta0 + shift + tau * z, scale_a) for z in z_a]
     oracle_b = [expected_accuracy(theta0 + tau * z) for z in z_b]
     oracle = (
         stats.ttest_rel(oracle_a, oracle_b) if rho is not None else stats.ttest_ind(oracle_a, oracle_b, equal_var=False)
     )
-    return {"new": new.p_value, "old": old_p, "examples_t": old.p_value, "oracle": float(oracle.pvalue)}
+    return {"new": new.p_value, "old": old_p, "oracle": float(oracle.pvalue)}
 
 
 def _examples_only_percentile(labels, preds_a, preds_b, resamples, rng) -> float:
@@ -96,6 +101,7 @@ def main() -> None:
     p.add_argument("--seed-sd", type=float, default=3.7)
     p.add_argument("--effect", type=float, default=3.0, help="planted effect for the power rows (points)")
     p.add_argument("--paired", type=float, default=0.8, help="per-seed correlation of the paired rows")
+    p.add_argument("--interaction", type=float, default=0.0, help="sd of A's per-example effect (logits)")
     a = p.parse_args()
     print(f"N={a.examples} dev examples, seed spread {a.seed_sd} points, {a.sims} simulated comparisons per row")
     print("rate of p < 0.05 | new (seed-aware) | old (examples bootstrap) | oracle (Welch/paired t, exact scores)")
@@ -103,7 +109,15 @@ def main() -> None:
         for design, rho in (("unpaired", None), (f"paired rho={a.paired}", a.paired)):
             for what, effect in (("null", 0.0), (f"effect {a.effect:+g}", a.effect)):
                 started = time.perf_counter()
-                r = rates(a.sims, seeds=seeds, seed_sd=a.seed_sd, effect=effect, rho=rho, n_examples=a.examples)
+                r = rates(
+                    a.sims,
+                    seeds=seeds,
+                    seed_sd=a.seed_sd,
+                    effect=effect,
+                    rho=rho,
+                    n_examples=a.examples,
+                    interaction=a.interaction,
+                )
                 print(
                     f"{seeds} vs {seeds} seeds, {design:<15} {what:<11} | {r['new']:.3f} | {r['old']:.3f} | "
                     f"{r['oracle']:.3f}   ({time.perf_counter() - started:.0f} s)",

@@ -59,11 +59,13 @@ def parse_task_args(text: str | None, tasks: list[str]) -> dict[str, dict[str, A
         kind = float if name in ("lr", "warmup_ratio", "weight_decay") else int
         try:
             parsed = [int(v) for v in value.split("+")] if name == "seeds" else kind(value)
-            out.setdefault(task, {})[name] = parsed
         except ValueError:
             raise HarnessError(
                 f"--task-args {item!r}: {value!r} is not a {'number' if kind is float else 'whole number'}"
             ) from None
+        if name == "seeds" and len(set(parsed)) != len(parsed):
+            raise HarnessError(f"--task-args {item!r}: a seed is listed twice; give each once")
+        out.setdefault(task, {})[name] = parsed
     return out
 
 
@@ -165,12 +167,12 @@ def merge(plans: list[Plan]) -> Plan:
     teacher trial (the teacher model's ce arm is the first stage of its students' teachers) is
     trained once, as the teacher, whose record the run's report reads."""
     teachers = {c.trial_id(): c for p in plans for c in p.trials if c.save_teacher}
-    rest = [
-        c
+    rest = {  # by trial id: two settings may both name the same model and objective
+        c.trial_id(): c
         for p in plans
         for c in p.trials
         if not c.save_teacher and replace(c, save_teacher=True).trial_id() not in teachers
-    ]
+    }.values()
     tasks = list(dict.fromkeys(c.task for c in [*teachers.values(), *rest]))
     ordered = [c for t in tasks for c in [*teachers.values(), *rest] if c.task == t]
     notes = list(dict.fromkeys(n for p in plans for n in p.notes))

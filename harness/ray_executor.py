@@ -381,7 +381,8 @@ def _run_stages(
             trial_dir = cfg.trial_dir(run_dir)
             if retrain_teachers and cfg.save_teacher:
                 (trial_dir / RECORD).unlink(missing_ok=True)
-            done = completed_record(trial_dir) or needless_teacher(cfg, trials, run_dir) or skipped(cfg, run_dir, by_id)
+            spare = None if retrain_teachers else needless_teacher(cfg, trials, run_dir)
+            done = completed_record(trial_dir) or spare or skipped(cfg, run_dir, by_id)
             if done:
                 by_id[cfg.trial_id()] = done
                 if not opts.quiet:

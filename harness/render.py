@@ -12,8 +12,8 @@ from harness.significance import format_p
 CHANCE_NOTE = (
     "chance: the best score of a constant prediction on that dev set (majority class for accuracy, "
     "always-positive for F1, 0 for MCC). 'k/n above chance': only k of n seeds beat it beyond dev-sampling "
-    "noise (one-sided paired bootstrap, 95%); a task where most seeds of an arm do not is left out of "
-    "'better on k of n'."
+    "noise (one-sided paired bootstrap, 95%); a task counts in 'better on k of n' only where more than half "
+    "of each arm's seeds did."
 )
 TEST_NOTE = (
     "Seed-aware test (harness.significance): seeds and dev examples as crossed random factors; paired by "

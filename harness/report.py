@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from harness import chance, reference, significance
+from harness.config import TRAINING
 from harness.errors import HarnessError
 from harness.metrics import GLUE_METRICS
 from harness.reporter import Reporter  # noqa: F401 -- the plugin type, public here too
@@ -530,8 +531,25 @@ def load_records(run_dirs: list[Path]) -> tuple[list[dict], dict[str, Path], lis
     return records, where, notes
 
 
+def check_comparable(records: list[dict]) -> None:
+    """The seeds of one arm must differ only in their seed: runs with other training settings or data
+    (merged by ``harness report A B``) are refused, naming two trials and what differs."""
+    keys = (*TRAINING, "data_fingerprint")
+    first: dict[tuple, dict] = {}
+    for r in completed(records):
+        group = tuple(_key(r).values())[:-1]
+        seen = first.setdefault(group, r)
+        differ = [k for k in keys if r["config"].get(k) != seen["config"].get(k)]
+        if differ:
+            raise HarnessError(
+                f"trials {seen['trial_id']} and {r['trial_id']} ({' '.join(map(str, group))}) differ in "
+                f"{', '.join(differ)}, not only in their seed: report those runs separately"
+            )
+
+
 def build(run_dirs: list[Path]) -> Report:
     records, where, notes = load_records(run_dirs)
+    check_comparable(records)
     preds = {}
     for r in completed(records):
         path = where[r["trial_id"]] / r.get("predictions", "")

@@ -57,7 +57,7 @@ def run_local(
             if retrain_teachers and cfg.save_teacher:
                 (cfg.trial_dir(run_dir) / RECORD).unlink(missing_ok=True)
             stored = completed_record(cfg.trial_dir(run_dir))
-            spare = None if stored else needless_teacher(cfg, plan.trials, run_dir)
+            spare = None if stored or retrain_teachers else needless_teacher(cfg, plan.trials, run_dir)
             record = spare or skipped(cfg, run_dir, by_id)
             for attempt in range(retries + 1):
                 if record:

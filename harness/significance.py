@@ -18,8 +18,8 @@ design, as in Owen's "pigeonhole bootstrap", Ann. Appl. Stat. 2007):
   A paired bootstrap over dev examples (multinomial weights, the same for every seed and both
   sides) gives each seed's metric per resample; the covariance of two *different* seeds'
   replicates is that common part. V_examples = c_AA - 2 c_AB + c_BB, the mean covariances
-  between distinct seeds of A, of B, and across A and B (a side with one seed uses its own
-  variance: its seed noise and example noise cannot be told apart).
+  between distinct seeds of A, of B, and across A and B, always over pairs of different seeds
+  (a seed's A and B models share their initialisation, and that shared part is in V_seed).
 
 SE = sqrt(V_seed + V_examples); the 95% interval is delta +- t(0.975, df) * SE and the
 two-sided p = 2 P(T_df > |delta| / SE), df by Satterthwaite with V_examples counted as
@@ -74,14 +74,11 @@ def weighted_metric(metric: str, w: np.ndarray, labels: np.ndarray, preds: np.nd
     raise ValueError(f"unknown metric {metric!r}")
 
 
-def _mean_cross_cov(x: np.ndarray, y: np.ndarray | None = None) -> float:
-    """Mean covariance (over resamples) between rows of ``x`` and rows of ``y``; with ``y`` None,
-    between distinct rows of ``x`` (its own variance when it has one row)."""
-    if y is not None:
-        return float(np.mean((x - x.mean(1, keepdims=True)) @ (y - y.mean(1, keepdims=True)).T) / (x.shape[1] - 1))
-    c = np.atleast_2d(np.cov(x))
-    n = len(c)
-    return float(c[0, 0]) if n == 1 else float((c.sum() - np.trace(c)) / (n * (n - 1)))
+def _mean_cross_cov(x: np.ndarray, y: np.ndarray, seeds_x: list, seeds_y: list) -> float:
+    """Mean covariance (over resamples) between rows of ``x`` and rows of ``y`` whose seeds differ."""
+    c = (x - x.mean(1, keepdims=True)) @ (y - y.mean(1, keepdims=True)).T / (x.shape[1] - 1)
+    distinct = np.array([[sx != sy for sy in seeds_y] for sx in seeds_x])
+    return float(c[distinct].mean()) if distinct.any() else 0.0
 
 
 def compare(
@@ -107,6 +104,8 @@ def compare(
     ra = np.array([weighted_metric(metric, w, labels, p) for p in preds_a])  # (n_a, B)
     rb = np.array([weighted_metric(metric, w, labels, p) for p in preds_b])
     na, nb = len(a), len(b)
+    ids_a = list(seeds_a) if seeds_a is not None else [("a", i) for i in range(na)]
+    ids_b = list(seeds_b) if seeds_b is not None else [("b", i) for i in range(nb)]
     paired = seeds_a is not None and seeds_b is not None and na > 1 and sorted(seeds_a) == sorted(seeds_b)
     if paired:
         order_b = [list(seeds_b).index(s) for s in seeds_a]
@@ -121,14 +120,16 @@ def compare(
     if design == "examples only":  # the models are held fixed: the whole resampling variance
         v_ex = float(np.var(ra.mean(0) - rb.mean(0), ddof=1))
     else:
-        v_ex = max(0.0, _mean_cross_cov(ra) - 2 * _mean_cross_cov(ra, rb) + _mean_cross_cov(rb))
+        c_aa = _mean_cross_cov(ra, ra, ids_a, ids_a)
+        c_bb = _mean_cross_cov(rb, rb, ids_b, ids_b)
+        v_ex = max(0.0, c_aa - 2 * _mean_cross_cov(ra, rb, ids_a, ids_b) + c_bb)
     from scipy import stats
 
     var = v_seed + v_ex
     df = float(var**2 / (v_seed**2 / df_seed)) if v_seed > 0 and np.isfinite(df_seed) else np.inf
     se = float(np.sqrt(var))
-    if se == 0:  # identical predictions everywhere: no evidence of any difference
-        p = 1.0 if delta == 0 else 0.0
+    if se == 0:  # no variability at all: identical predictions (no difference), or nothing to test against
+        p = 1.0 if delta == 0 else float("nan")
         half = 0.0
     else:
         p = float(2 * stats.t.sf(abs(delta) / se, df))

@@ -9,12 +9,15 @@ A ``Tracker`` names the package it needs; ``open(trial_dir, tracking_dir, config
 from __future__ import annotations
 
 import importlib.util
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from harness.errors import HarnessError
+
+log = logging.getLogger("harness")
 
 
 class Run(Protocol):
@@ -49,6 +52,34 @@ def flat(config: dict, prefix: str = "") -> dict[str, Any]:
         elif value is not None and value != () and value != []:
             out[f"{prefix}{key}"] = value
     return out
+
+
+class Guarded:
+    """A tracker run whose failure (a full disk, a tracking server gone) costs the trial nothing: the
+    first error is logged and kept as ``error`` (the trial's record notes it), and the run is not
+    called again."""
+
+    def __init__(self, name: str, start: Callable[[], Run]):
+        self.name, self.error = name, None
+        self.run = self._call(start)
+
+    def _call(self, fn: Callable, *args) -> Any:
+        if self.error is None:
+            try:
+                return fn(*args)
+            except Exception as exc:
+                self.error = f"tracker {self.name} stopped logging: {type(exc).__name__}: {exc}"
+                log.warning("%s", self.error)
+        return None
+
+    def params(self, values: dict[str, Any]) -> None:
+        self._call(lambda: self.run.params(values))
+
+    def metrics(self, values: dict[str, float], step: int) -> None:
+        self._call(lambda: self.run.metrics(values, step))
+
+    def close(self) -> None:
+        self._call(lambda: self.run.close())
 
 
 def follow(runs: list[Run], progress: Callable[[dict], None]) -> Callable[[dict], None]:

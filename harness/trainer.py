@@ -175,8 +175,10 @@ def fit(
     step, first_epoch = 0, 0
     keep = trial_dir is not None and checkpoint.supported(engine)
     save = keep and rank == 0
-    damaged = checkpoint.discard_damaged(trial_dir) if keep else None
+    damaged = checkpoint.discard_damaged(trial_dir) if keep and rank == 0 else None
     result.notes += [damaged] if damaged else []
+    if keep and workers > 1:  # every rank loads what rank 0 left in place
+        torch.distributed.barrier()
     saved = checkpoint.load(trial_dir, engine, objective, rng) if keep else None
     if saved:
         step, first_epoch = saved["step"], saved["epoch"]

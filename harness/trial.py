@@ -107,8 +107,10 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
             compare_to=[] if cfg.save_teacher else list(objective_cls.compare_to),
         )
         if cfg.trackers and world()[0] == 0:  # rank 0 logs, as it writes the trial's files
+            where = Path(cfg.tracking_dir or trial_dir)
             for name in cfg.trackers:
-                runs.append(plugins.trackers.get(name).open(trial_dir, Path(cfg.tracking_dir or trial_dir), config))
+                tracker = plugins.trackers.get(name)
+                runs.append(tracking.Guarded(name, lambda t=tracker: t.open(trial_dir, where, config)))
                 runs[-1].params({**cfg.to_dict(), "hparams": objective.hp, "lr": lr, "arm": arm})
             progress = tracking.follow(runs, progress)
         result = fit(cfg, lr, model, objective, task, train, devs, progress, trial_dir, teacher_logits)
@@ -134,6 +136,7 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
     for run in runs:
         run.close()
+    record["notes"] = record.get("notes", []) + [run.error for run in runs if run.error]
     record["wall_time_s"] = time.perf_counter() - started
     record["peak_memory_mb"] = _peak_memory_mb()
     if world()[0] != 0:  # with several workers, rank 0 writes the trial's files

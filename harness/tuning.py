@@ -76,6 +76,7 @@ def confirm(loaded, args, best: TrialConfig, seeds: list[int], run_dir: Path, co
     again = argparse.Namespace(**vars(args))
     for key in TRAINING:
         setattr(again, key, getattr(best, key))
+    again.task_args = None  # the winner's values, not the search's per-task ones
     again.objective_args = ",".join(f"{best.objective}.{k}={v}" for k, v in best.objective_args.items()) or None
     plan = plan_from_args(loaded, again, seeds)
     out = run_dir / CONFIRM_DIR

@@ -40,9 +40,20 @@ class MLflow:
 
         uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(tracking_dir).resolve() / 'mlflow.db'}"
         self.client = mlflow.MlflowClient(tracking_uri=uri)
-        experiment = self.client.get_experiment_by_name("cmi-harness")
-        eid = experiment.experiment_id if experiment else self.client.create_experiment("cmi-harness")
+        eid = self._experiment("cmi-harness")
         self.run_id = self.client.create_run(eid, run_name=trial_dir.name).info.run_id
+
+    def _experiment(self, name: str) -> str:
+        """The experiment's id, made if need be (two trials starting together may both try: one wins)."""
+        from mlflow.exceptions import MlflowException
+
+        found = self.client.get_experiment_by_name(name)
+        if found:
+            return found.experiment_id
+        try:
+            return self.client.create_experiment(name)
+        except MlflowException:
+            return self.client.get_experiment_by_name(name).experiment_id
 
     def params(self, values: dict) -> None:
         for key, value in flat(values).items():

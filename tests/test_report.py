@@ -204,3 +204,14 @@ def test_distillation_teachers_side_by_side(tmp_path):
     assert t.loc["cmi_max_kd", "teacher"] == "ce→cmi_max[centroids=exact]"
     assert t.loc["cmi_max_kd", "mean"] == pytest.approx(80.0) and t.loc["cmi_max_kd", "n"] == 2
     assert t.loc["cmi_max_kd", "cmi"] == pytest.approx(0.15)  # seeds 1, 2: 0.1 * seed, averaged
+
+
+def test_runs_whose_trials_differ_in_more_than_the_seed_are_not_merged(cli, tmp_path):
+    for name, lr in (("a", 1e-4), ("b", 3e-4)):
+        add_trial(tmp_path / name, "rte", "ce", 1 if name == "a" else 2, 0.7)
+        path = tmp_path / name / "trials" / f"rte-ce-s{1 if name == 'a' else 2}" / "record.json"
+        record = json.loads(path.read_text())
+        record["config"]["lr"] = lr
+        write_json(path, record)
+    code, _, err = cli("report", str(tmp_path / "a"), str(tmp_path / "b"), "--output", str(tmp_path / "r"))
+    assert code == 2 and "rte-ce-s1 and rte-ce-s2" in err and "differ in lr, not only in their seed" in err

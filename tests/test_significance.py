@@ -77,6 +77,14 @@ def test_false_positive_rate_under_the_null_with_seed_variance(seeds, rho):
     assert r["old"] >= 0.15  # the replaced examples-only bootstrap: why it was replaced
 
 
+def test_false_positive_rate_when_the_objective_helps_some_examples_and_hurts_others():
+    """No effect over the example distribution, but one on any finite dev set (A's per-example effect
+    ~ N(0, 1) logits): only the example term accounts for it. Paired seeds, whose A and B models share
+    their initialisation, must not have that shared part subtracted twice."""
+    r = rates(300, seeds=5, seed_sd=3.7, rho=0.8, resamples=200, seed=21, interaction=1.0)
+    assert r["new"] <= 0.07
+
+
 def test_power_against_a_planted_three_point_effect():
     """5 paired seeds, 3 points: detected most of the time when seeds spread by 1.5 points; at 3.7
     points no calibrated test can (the oracle t-test on exact scores), and the new one keeps up with it."""
