@@ -22,18 +22,24 @@ class Plan:
     notes: list[str] = field(default_factory=list)  # e.g. an optional dev split that is missing
 
 
+def _dotted(text: str | None, flag: str, form: str, groups: list[str], among: str):
+    """``"a.x=1,b.y=2"`` as (item, group, key, value) tuples; a malformed item, or a group not in
+    ``groups``, is one HarnessError naming ``flag``, the ``form`` to write, and what is ``among``."""
+    for item in filter(None, (s.strip() for s in (text or "").split(","))):
+        key, eq, value = item.partition("=")
+        group, dot, name = key.partition(".")
+        if not (eq and dot and group and name):
+            raise HarnessError(f"{flag} {item!r}: write {form}")
+        if group not in groups:
+            raise HarnessError(f"{flag} {item!r}: {group!r} is not among {among} ({', '.join(groups)})")
+        yield item, group, name, value
+
+
 def parse_objective_args(text: str | None, objectives: list[str]) -> dict[str, dict[str, str]]:
     """``"cmi_min.lambda=0.1,ce.label_smoothing=0.1"`` -> {"cmi_min": {"lambda": "0.1"}, ...}."""
     out: dict[str, dict[str, str]] = {}
-    for item in filter(None, (s.strip() for s in (text or "").split(","))):
-        key, eq, value = item.partition("=")
-        obj, dot, name = key.partition(".")
-        if not (eq and dot and obj and name):
-            raise HarnessError(f"--objective-args {item!r}: write OBJECTIVE.KEY=VALUE, e.g. ce.label_smoothing=0.1")
-        if obj not in objectives:
-            raise HarnessError(
-                f"--objective-args {item!r}: {obj!r} is not among --objectives ({', '.join(objectives)})"
-            )
+    form = "OBJECTIVE.KEY=VALUE, e.g. ce.label_smoothing=0.1"
+    for _, obj, name, value in _dotted(text, "--objective-args", form, objectives, "--objectives"):
         out.setdefault(obj, {})[name] = value
     return out
 
@@ -45,13 +51,8 @@ def parse_task_args(text: str | None, tasks: list[str]) -> dict[str, dict[str, A
     """``"rte.epochs=10,rte.lr=5e-5,rte.seeds=1+2+3+4+5"`` -> {"rte": {"epochs": 10, "lr": 5e-05, "seeds":
     [1, 2, 3, 4, 5]}}: per-task trial settings, and per-task seeds (``+``-separated)."""
     out: dict[str, dict[str, Any]] = {}
-    for item in filter(None, (s.strip() for s in (text or "").split(","))):
-        key, eq, value = item.partition("=")
-        task, dot, name = key.partition(".")
-        if not (eq and dot and task and name):
-            raise HarnessError(f"--task-args {item!r}: write TASK.SETTING=VALUE, e.g. rte.epochs=10")
-        if task not in tasks:
-            raise HarnessError(f"--task-args {item!r}: {task!r} is not among the run's tasks ({', '.join(tasks)})")
+    form = "TASK.SETTING=VALUE, e.g. rte.epochs=10"
+    for item, task, name, value in _dotted(text, "--task-args", form, tasks, "the run's tasks"):
         if name not in TASK_SETTINGS:
             raise HarnessError(
                 f"--task-args {item!r}: {name!r} is not a per-task setting; one of {', '.join(TASK_SETTINGS)}"
