@@ -11,6 +11,7 @@ _PUBLIC = {
     "HParam": "harness.objective",
     "LossOutput": "harness.objective",
     "Objective": "harness.objective",
+    "Reporter": "harness.reporter",
     "Suite": "harness.suite",
     "Task": "harness.suite",
     "TaskData": "harness.suite",

@@ -112,11 +112,13 @@ class TrialConfig:
         prefix = "teacher-" if self.save_teacher else ""
         return f"{prefix}{self.task}-{self.objective}-s{self.seed}-{digest}"
 
-    def trial_dir(self, run_dir: Path) -> Path:
-        """Teachers live in the shared teacher store, so later runs reuse them; others in the run."""
-        if self.save_teacher:
-            return Path(self.teacher_store) / self.trial_id()
-        return run_dir / "trials" / self.trial_id()
+
+@dataclass
+class Plan:
+    """The trials of a run, in the order they must run (teachers before their students)."""
+
+    trials: list[TrialConfig]
+    notes: list[str] = field(default_factory=list)  # e.g. an optional dev split that is missing
 
 
 def yaml_mapping(path: str, option: str, expected: str) -> dict[str, Any]:

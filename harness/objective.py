@@ -8,9 +8,13 @@ An objective turns one forward pass into a scalar training loss. The training lo
   ``--objective-args NAME.KEY=VALUE``;
 * ``compare_to``: the objectives it is judged against on the same model in reports
   (default ``("ce",)``);
-* ``needs``: which forward outputs it reads besides the labels: ``"logits"`` (always
+* ``needs``: which forward outputs an instance reads besides the labels: ``"logits"`` (always
   given), ``"features"`` (the pooled vector the classification head reads),
-  ``"teacher_logits"`` (a teacher's cached logits for the batch; see ``teacher_stages``);
+  ``"teacher_logits"`` (a teacher's cached logits for the batch; see ``teacher_stages``).
+  Resolved per instance from its hyper-parameters: ``needs_for(hp)`` returns the class
+  attribute ``needs`` unless overridden (``cmi_min`` reads features only with
+  ``space=features``); each instance holds the result, checked against KNOWN_NEEDS, as
+  ``self.needs``, which the training loop reads;
 * ``teacher_stages(hp)``: for objectives that learn from a teacher, how the teacher is
   trained: a list of TeacherStage, each a teacher trial initialised from the previous one.
   The harness plans, runs and shares these trials;
@@ -39,7 +43,7 @@ from harness.errors import HarnessError
 if TYPE_CHECKING:  # torch loads with the first loss computed, not when plugins are listed
     import torch
 
-KNOWN_NEEDS = frozenset({"logits", "features", "teacher_logits"})
+KNOWN_NEEDS = frozenset({"logits", "features", "teacher_logits"})  # the outputs the training loop can hand over
 
 
 @dataclass(frozen=True)
@@ -104,18 +108,26 @@ class LossOutput:
 
 
 class Objective:
-    """Base class of every training objective. Subclass it and register the class in a plugin."""
+    """Base class of every training objective. Subclass it and register the class in a plugin.
+
+    An instance is one trial's objective: ``self.hp`` its hyper-parameters, ``self.needs`` the
+    forward outputs it reads, resolved from them by ``needs_for(self.hp)``. Set a class attribute
+    ``needs`` when they never depend on a setting (``kd``), override ``needs_for`` when they do.
+    """
 
     name: ClassVar[str]
     description: ClassVar[str]
     hparams: ClassVar[tuple[HParam, ...]] = ()
-    needs: ClassVar[frozenset[str]] = frozenset({"logits"})
+    # What every instance reads when that does not depend on hyper-parameters; an instance's own
+    # ``needs`` (set in __init__) is ``needs_for(self.hp)``, which defaults to this.
+    needs: frozenset[str] = frozenset({"logits"})
     compare_to: ClassVar[tuple[str, ...]] = ("ce",)
     wants_train_pass: bool = False
 
     def __init__(self, num_labels: int, **hparams: Any):
         self.num_labels = num_labels
         self.hp = self.resolve_hparams(hparams)
+        self.needs = self._checked_needs(self.hp)
 
     @classmethod
     def resolve_hparams(cls, given: dict[str, Any]) -> dict[str, Any]:
@@ -145,11 +157,44 @@ class Objective:
         for attr in ("name", "description"):
             if not isinstance(getattr(cls, attr, None), str):
                 raise TypeError(f"{cls.__qualname__} must define a string class attribute {attr!r}")
-        unknown = set(cls.needs) - KNOWN_NEEDS
+        cls.needs_by_setting()
+
+    @classmethod
+    def needs_for(cls, hp: dict[str, Any]) -> frozenset[str]:
+        """The forward outputs (of KNOWN_NEEDS) an instance with hyper-parameters ``hp`` reads.
+
+        The class attribute ``needs`` unless overridden; override it when they depend on a setting,
+        from ``hp`` alone (it is also asked without an instance, by registration and
+        ``harness list --details``), e.g. ``{"logits", "features"} if hp["space"] == "features" else
+        {"logits"}``."""
+        return cls.needs
+
+    @classmethod
+    def _checked_needs(cls, hp: dict[str, Any]) -> frozenset[str]:
+        """``needs_for(hp)`` as a frozenset; unknown entries raise TypeError naming the objective and setting."""
+        needs = frozenset(cls.needs_for(hp))
+        unknown = needs - KNOWN_NEEDS
         if unknown:
             raise TypeError(
-                f"{cls.__qualname__}.needs has unknown entries {sorted(unknown)}; known: {sorted(KNOWN_NEEDS)}"
+                f"{cls.__qualname__}: objective {cls.label(hp)} needs unknown outputs {sorted(unknown)}; "
+                f"known: {', '.join(sorted(KNOWN_NEEDS))}"
             )
+        return needs
+
+    @classmethod
+    def needs_by_setting(cls) -> dict[str, frozenset[str]]:
+        """What instances need, checked: under the defaults (key ``""``), and under each listed value of a
+        hyper-parameter (``choices``, or True/False) that changes it, keyed ``KEY=VALUE``; e.g. for
+        cmi_min ``{"": {"logits"}, "space=features": {"logits", "features"}}``."""
+        defaults = {h.name: h.default for h in cls.hparams}
+        out = {"": cls._checked_needs(defaults)}
+        for h in cls.hparams:
+            values = h.choices or ((False, True) if isinstance(h.default, bool) else ())
+            for value in values:
+                needs = cls._checked_needs({**defaults, h.name: value})
+                if needs != out[""]:
+                    out[f"{h.name}={value}"] = needs
+        return out
 
     @classmethod
     def teacher_stages(cls, hp: dict[str, Any]) -> list[TeacherStage]:

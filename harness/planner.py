@@ -6,67 +6,59 @@ written: names, hyper-parameters, values, data files (parsed once), and the mode
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness.config import TRAINING, TrialConfig
+from harness.config import TRAINING, Plan, TrialConfig
 from harness.errors import HarnessError
 from harness.models import resolve
 from harness.plugins import Plugins
 
 
-@dataclass
-class Plan:
-    trials: list[TrialConfig]
-    notes: list[str] = field(default_factory=list)  # e.g. an optional dev split that is missing
-
-
-def _dotted(text: str | None, flag: str, form: str, groups: list[str], among: str):
-    """``"a.x=1,b.y=2"`` as (item, group, key, value) tuples; a malformed item, or a group not in
-    ``groups``, is one HarnessError naming ``flag``, the ``form`` to write, and what is ``among``."""
-    for item in filter(None, (s.strip() for s in (text or "").split(","))):
-        key, eq, value = item.partition("=")
-        group, dot, name = key.partition(".")
-        if not (eq and dot and group and name):
-            raise HarnessError(f"{flag} {item!r}: write {form}")
+def _check_groups(given: dict[str, dict[str, Any]], flag: str, groups: list[str], among: str) -> None:
+    """Every GROUP of ``{GROUP: {KEY: VALUE}}`` must be one of ``groups``: else one HarnessError naming
+    ``flag``, the item, and what is ``among``."""
+    for group, kv in given.items():
         if group not in groups:
+            key, value = next(iter(kv.items()), ("", ""))
+            item = f"{group}.{key}={value}"
             raise HarnessError(f"{flag} {item!r}: {group!r} is not among {among} ({', '.join(groups)})")
-        yield item, group, name, value
 
 
-def parse_objective_args(text: str | None, objectives: list[str]) -> dict[str, dict[str, str]]:
-    """``"cmi_min.lambda=0.1,ce.label_smoothing=0.1"`` -> {"cmi_min": {"lambda": "0.1"}, ...}."""
-    out: dict[str, dict[str, str]] = {}
-    form = "OBJECTIVE.KEY=VALUE, e.g. ce.label_smoothing=0.1"
-    for _, obj, name, value in _dotted(text, "--objective-args", form, objectives, "--objectives"):
-        out.setdefault(obj, {})[name] = value
-    return out
+def check_objective_args(given: dict[str, dict[str, Any]], objectives: list[str]) -> None:
+    """``{"cmi_min": {"lambda": "0.1"}}`` may only name objectives that run."""
+    _check_groups(given, "--objective-args", objectives, "--objectives")
 
 
 TASK_SETTINGS = (*TRAINING, "seeds")
 
 
-def parse_task_args(text: str | None, tasks: list[str]) -> dict[str, dict[str, Any]]:
-    """``"rte.epochs=10,rte.lr=5e-5,rte.seeds=1+2+3+4+5"`` -> {"rte": {"epochs": 10, "lr": 5e-05, "seeds":
-    [1, 2, 3, 4, 5]}}: per-task trial settings, and per-task seeds (``+``-separated)."""
+def task_settings(given: dict[str, dict[str, Any]], tasks: list[str]) -> dict[str, dict[str, Any]]:
+    """``{"rte": {"epochs": "10", "seeds": "1+2+3"}}`` (command-line text, or the YAML's numbers and
+    lists) -> ``{"rte": {"epochs": 10, "seeds": [1, 2, 3]}}``: per-task trial settings and seeds."""
+    _check_groups(given, "--task-args", tasks, "the run's tasks")
     out: dict[str, dict[str, Any]] = {}
-    form = "TASK.SETTING=VALUE, e.g. rte.epochs=10"
-    for item, task, name, value in _dotted(text, "--task-args", form, tasks, "the run's tasks"):
-        if name not in TASK_SETTINGS:
-            raise HarnessError(
-                f"--task-args {item!r}: {name!r} is not a per-task setting; one of {', '.join(TASK_SETTINGS)}"
-            )
-        kind = float if name in ("lr", "warmup_ratio", "weight_decay") else int
-        try:
-            parsed = [int(v) for v in value.split("+")] if name == "seeds" else kind(value)
-        except ValueError:
-            raise HarnessError(
-                f"--task-args {item!r}: {value!r} is not a {'number' if kind is float else 'whole number'}"
-            ) from None
-        if name == "seeds" and len(set(parsed)) != len(parsed):
-            raise HarnessError(f"--task-args {item!r}: a seed is listed twice; give each once")
-        out.setdefault(task, {})[name] = parsed
+    for task, kv in given.items():
+        for name, value in kv.items():
+            item = f"{task}.{name}={value}"
+            if name not in TASK_SETTINGS:
+                raise HarnessError(
+                    f"--task-args {item!r}: {name!r} is not a per-task setting; one of {', '.join(TASK_SETTINGS)}"
+                )
+            kind = float if name in ("lr", "warmup_ratio", "weight_decay") else int
+            try:  # through text, so 2.5 is no whole number and True no number, from either source
+                if name == "seeds":
+                    parsed = [int(str(v)) for v in (value if isinstance(value, list) else str(value).split("+"))]
+                else:
+                    parsed = kind(str(value))
+            except ValueError:
+                raise HarnessError(
+                    f"--task-args {item!r}: {value!r} is not a {'number' if kind is float else 'whole number'}"
+                ) from None
+            if name == "seeds" and len(set(parsed)) != len(parsed):
+                raise HarnessError(f"--task-args {item!r}: a seed is listed twice; give each once")
+            out.setdefault(task, {})[name] = parsed
     return out
 
 
@@ -77,23 +69,24 @@ def _cuda() -> bool:
 
 
 def make_plan(
-    registry: Plugins,
+    plugins: Plugins,
+    /,
     suite: str,
     tasks: list[str] | None,
     objectives: list[str],
     model: str,
     seeds: list[int],
-    objective_args: str | None = None,
+    objective_args: dict[str, dict[str, Any]] | None = None,
     check_model: bool = True,
     teacher_model: str | None = None,
     teacher_store: str | None = None,
-    task_args: str | None = None,
+    task_args: dict[str, dict[str, Any]] | None = None,
     **settings: Any,
 ) -> Plan:
     """Trials in the order they must run: teacher stages first (each once, shared), then the rest."""
     if settings.get("precision") == "fp16" and not _cuda():  # trials run on this machine
         raise HarnessError("--precision fp16 needs a GPU; use fp32 or bf16 on CPU")
-    suite_obj = registry.suites.get(suite)
+    suite_obj = plugins.suites.get(suite)
     selected = suite_obj.select(tasks)
     if not objectives:
         raise HarnessError("--objectives is empty; name at least one, e.g. --objectives ce (see `harness list`)")
@@ -103,9 +96,10 @@ def make_plan(
         twice = sorted({str(v) for v in values if values.count(v) > 1})
         if twice:
             raise HarnessError(f"{flag} lists {', '.join(twice)} more than once; give each value once")
-    per_task = parse_task_args(task_args, [t.name for t in selected])
-    classes = {name: registry.objectives.get(name) for name in objectives}
-    given = parse_objective_args(objective_args, objectives)
+    per_task = task_settings(task_args or {}, [t.name for t in selected])
+    classes = {name: plugins.objectives.get(name) for name in objectives}
+    given = objective_args or {}
+    check_objective_args(given, objectives)
     hparams = {name: cls.resolve_hparams(given.get(name, {})) for name, cls in classes.items()}
     stages = {name: cls.teacher_stages(hparams[name]) for name, cls in classes.items()}
     needs_teacher = [name for name, st in stages.items() if st]
@@ -114,8 +108,8 @@ def make_plan(
             f"{', '.join(needs_teacher)} learn(s) from a teacher: give --teacher-model, e.g. "
             f"--model minilm-l6:half --teacher-model minilm-l6"
         )
-    spec = resolve(model, registry.models)
-    teacher_spec = resolve(teacher_model, registry.models) if teacher_model else None
+    spec = resolve(model, plugins.models)
+    teacher_spec = resolve(teacher_model, plugins.models) if teacher_model else None
     data_dir = settings.get("data_dir")
     notes, fingerprints = [], {}
     for task in selected:  # parse every task once now, so a bad file stops the run before it starts
@@ -133,7 +127,7 @@ def make_plan(
                 common = dict(suite=suite, task=t.name, seed=s, data_fingerprint=fingerprints[t.name], **here)
                 previous = None
                 for stage in stages[o]:
-                    args = registry.objectives.get(stage.objective).resolve_hparams(stage.args)
+                    args = plugins.objectives.get(stage.objective).resolve_hparams(stage.args)
                     cfg = TrialConfig(
                         **{**common, "epochs": stage.epochs or common.get("epochs", 3)},
                         objective=stage.objective,

@@ -7,8 +7,10 @@ group, so they load exactly like a third-party package's. Environment switches:
   (and modules named with ``--plugin``), not those of other installed packages.
 * ``HARNESS_TRACE_HOOKS=1``: print every hook call to stderr.
 
-A plugin that fails to import, or whose hook raises, is named in a warning and skipped;
-a hook implementation whose name matches no spec (a typo) is reported with a close match.
+What each hook returns is checked against its spec (``harness.hookspecs``): a plugin that fails
+to import, a hook that raises or returns something other than a list of its entry type, is named
+(plugin and hook) in a warning and that hook's entries are skipped; a hook implementation whose
+name matches no spec (a typo) is reported with a close match.
 """
 
 from __future__ import annotations
@@ -17,15 +19,21 @@ import difflib
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from typing import Any
 
 import pluggy
 
 from harness import hookspecs
 from harness.errors import HarnessError
+from harness.models import ModelSpec
 from harness.objective import Objective
 from harness.registry import Registry
+from harness.reporter import Reporter
+from harness.suite import Suite
+from harness.tracking import Tracker
 
 GROUP = "harness"
 OWN_DIST = "cmi-harness"
@@ -42,6 +50,36 @@ class Plugins:
     reporters: Registry = field(default_factory=lambda: Registry("reporter"))
     trackers: Registry = field(default_factory=lambda: Registry("tracker"))
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Hook:
+    """How the entries one hook returns are checked and registered."""
+
+    name: str  # the hook spec, e.g. "harness_models"
+    registry: str  # the Plugins field its entries go to
+    expected: str  # what each entry must be, as a refusal says it
+    accepts: Callable[[Any], bool]  # is an entry of that type
+    validate: Callable[[Any], None] = lambda entry: None  # further checks of an accepted entry; raises TypeError
+
+
+def _is_objective(item: object) -> bool:
+    return isinstance(item, type) and issubclass(item, Objective)
+
+
+HOOKS = (  # in the order they are collected; each matches a return type in harness.hookspecs
+    Hook(
+        "harness_objectives",
+        "objectives",
+        "a subclass of harness.Objective",
+        _is_objective,
+        lambda cls: cls.validate_class(),
+    ),
+    Hook("harness_models", "models", "a harness.models.ModelSpec", lambda x: isinstance(x, ModelSpec)),
+    Hook("harness_suites", "suites", "a harness.Suite", lambda x: isinstance(x, Suite)),
+    Hook("harness_reporters", "reporters", "a harness.reporter.Reporter", lambda x: isinstance(x, Reporter)),
+    Hook("harness_trackers", "trackers", "a harness.tracking.Tracker", lambda x: isinstance(x, Tracker)),
+)
 
 
 def load(extra_modules: tuple[str, ...] = ()) -> Plugins:
@@ -78,13 +116,8 @@ def load(extra_modules: tuple[str, ...] = ()) -> Plugins:
             raise HarnessError(f"--plugin {module}: {_brief(exc)}") from exc
         sources[module] = f"{module} (--plugin)"
     out.warnings += _unknown_hooks(pm)
-    _collect(pm, "harness_objectives", out, sources, _add_objective)
-    _collect(pm, "harness_models", out, sources, lambda reg, m, src: reg.models.add(m.name, m, m.description, src))
-    _collect(pm, "harness_suites", out, sources, lambda reg, s, src: reg.suites.add(s.name, s, s.description, src))
-    _collect(
-        pm, "harness_reporters", out, sources, lambda reg, r, src: reg.reporters.add(r.name, r, r.description, src)
-    )
-    _collect(pm, "harness_trackers", out, sources, lambda reg, t, src: reg.trackers.add(t.name, t, t.description, src))
+    for hook in HOOKS:
+        _collect(pm, hook, out, sources)
     return out
 
 
@@ -94,23 +127,39 @@ def _register(pm: pluggy.PluginManager, module: object, name: str) -> None:
     pm.register(module, name=name)
 
 
-def _add_objective(reg: Plugins, cls: type, src: str) -> None:
-    if not (isinstance(cls, type) and issubclass(cls, Objective)):
-        raise TypeError(f"{cls!r} is not a subclass of harness.Objective")
-    cls.validate_class()
-    reg.objectives.add(cls.name, cls, cls.description, src)
-
-
-def _collect(pm, hook_name, out: Plugins, sources, add) -> None:
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():
-        src = sources.get(impl.plugin_name, impl.plugin_name)
+def _collect(pm: pluggy.PluginManager, hook: Hook, out: Plugins, sources: dict[str, str]) -> None:
+    """Each plugin's entries for ``hook``, all checked before any is registered: a plugin whose hook
+    raises or returns a wrong type is named in a warning and none of that hook's entries are kept."""
+    registry: Registry = getattr(out, hook.registry)
+    for impl in getattr(pm.hook, hook.name).get_hookimpls():
+        where = f"plugin {impl.plugin_name!r}: {hook.name}"
         try:
-            for item in impl.function() or ():
-                add(out, item, src)
+            items = _checked(impl.function(), hook)
         except HarnessError:
             raise
         except Exception as exc:
-            out.warnings.append(f"plugin {impl.plugin_name!r}: {hook_name} failed and is skipped: {_brief(exc)}")
+            out.warnings.append(f"{where} failed and is skipped: {_brief(exc)}")
+            continue
+        for item in items:  # a name registered twice stops the command (HarnessError)
+            registry.add(item.name, item, item.description, sources.get(impl.plugin_name, impl.plugin_name))
+
+
+def _checked(returned: object, hook: Hook) -> list:
+    """``returned`` as a list, refused (TypeError) unless it is a list or tuple of ``hook``'s entry type."""
+    if returned is None:  # a hook with nothing to add this time
+        return []
+    if not isinstance(returned, (list, tuple)):
+        raise TypeError(f"returned {_short(returned)}; it must return a list, each entry {hook.expected}")
+    for item in returned:
+        if not hook.accepts(item):
+            raise TypeError(f"{_short(item)} is not {hook.expected}")
+        hook.validate(item)
+    return list(returned)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _unknown_hooks(pm: pluggy.PluginManager) -> list[str]:

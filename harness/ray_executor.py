@@ -30,11 +30,11 @@ from ray import tune
 from rich.console import Console
 
 from harness import checkpoint, search
-from harness.config import TrialConfig
+from harness.config import Plan, TrialConfig
 from harness.errors import HarnessError, TrialFailed
-from harness.planner import Plan
-from harness.results import RECORD, SCHEMA, completed_record, read_json, write_json
-from harness.rundir import LOG_FILE, line, needless_teacher, publish, run_log, skipped
+from harness.record import TrialRecord
+from harness.results import read_json, write_json
+from harness.rundir import RunDir, line
 
 log = logging.getLogger("harness")
 
@@ -95,8 +95,7 @@ def _worker(config: dict) -> None:
     os.dup2(log, 2)
 
     def report(epoch: dict, primary: str) -> None:  # the first dev split's metrics, flat, for schedulers
-        split = next(k for k in epoch if k.startswith("validation"))
-        dev = epoch[split]
+        split, dev = TrialRecord.dev_of(epoch)
         ray.train.report(
             {
                 "epoch": epoch["epoch"],
@@ -120,12 +119,12 @@ def _worker(config: dict) -> None:
             written = time.monotonic()
             write_json(trial_dir / STEP_FILE, {k: event[k] for k in ("epoch", "step", "total_steps", "loss")})
 
-    record = run_trial(config["trial"], trial_dir, progress)
+    record = run_trial(TrialConfig.from_dict(config["trial"]), trial_dir, progress)
     (trial_dir / STEP_FILE).unlink(missing_ok=True)
-    if record["status"] != "completed":  # Tune counts it as an error (and retries it, if asked)
-        raise TrialFailed(record.get("error", record["status"]))
-    for epoch in [] if reported else record["epochs"]:  # completed earlier (a repeated sample): Tune sees it
-        report(epoch, record["primary_metric"])
+    if not record.completed:  # Tune counts it as an error (and retries it, if asked)
+        raise TrialFailed(record.error or record.status)
+    for epoch in [] if reported else record.epochs:  # completed earlier (a repeated sample): Tune sees it
+        report(epoch, record.primary_metric)
 
 
 class ReleaseResources(tune.Callback):
@@ -167,7 +166,7 @@ def _trainable(tune_config: dict) -> None:
     from ray.tune.integration.ray_train import TuneReportCallback
 
     job, cfg = tune_config["job"], job_trial(tune_config)
-    trial_dir = cfg.trial_dir(Path(job["run_dir"]))
+    trial_dir = RunDir(job["run_dir"]).trial_dir(cfg)
     trainer = TorchTrainer(
         _worker,
         train_loop_config={"trial": cfg.to_dict(), "trial_dir": str(trial_dir)},
@@ -229,7 +228,7 @@ def _runtime_env(plugins: tuple[str, ...]) -> dict:
 
 
 @contextlib.contextmanager
-def ray_session(run_dir: Path, opts: RayOptions, plugins: tuple[str, ...]) -> Iterator[None]:
+def ray_session(run: RunDir, opts: RayOptions, plugins: tuple[str, ...]) -> Iterator[None]:
     """Ray for the length of a run: connected or started quietly (what Ray's driver logs goes to
     RUN_DIR/run.log, with the harness's own log), shut down on the way out, also on Ctrl-C."""
     import ray
@@ -239,9 +238,9 @@ def ray_session(run_dir: Path, opts: RayOptions, plugins: tuple[str, ...]) -> It
     local = {"num_cpus": (os.cpu_count() or 1) + 1, "include_dashboard": opts.dashboard, "dashboard_host": "127.0.0.1"}
     if opts.address:
         check_address(opts.address)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run.path.mkdir(parents=True, exist_ok=True)
     try:
-        with open(run_dir / LOG_FILE, "a") as log, contextlib.redirect_stderr(log):  # Ray's start-up notices
+        with open(run.log_file, "a") as log, contextlib.redirect_stderr(log):  # Ray's start-up notices
             ray.init(  # "local": a new Ray of our own, even when RAY_ADDRESS or another Ray is around
                 address=opts.address or "local",
                 log_to_driver=False,
@@ -255,7 +254,7 @@ def ray_session(run_dir: Path, opts: RayOptions, plugins: tuple[str, ...]) -> It
             f"cluster (`ray start --head`) or leave --address out for a local Ray"
         ) from exc
     try:
-        with run_log(run_dir, "ray"):
+        with run.log("ray"):
             yield
     finally:
         ray.shutdown()
@@ -264,27 +263,28 @@ def ray_session(run_dir: Path, opts: RayOptions, plugins: tuple[str, ...]) -> It
 def _tune(
     param_space: dict,
     total: int,
-    run_dir: Path,
+    run: RunDir,
     name: str,
     console: Console,
     opts: RayOptions,
     labels: Callable[[TrialConfig], str],
+    threads: int,
     **tune_config: Any,
 ):
-    """One Tune run of ``_trainable`` over ``param_space``, with live progress; its ResultGrid, and
-    the trials' states as the progress display saw them, by trial directory."""
+    """One Tune run of ``_trainable`` over ``param_space`` (trials of ``threads`` CPUs per worker), with
+    live progress; its ResultGrid, and the trials' states as the progress display saw them, by trial
+    directory."""
 
     from harness.live import LiveProgress
 
     def describe(config: dict) -> tuple[str, str, int]:
         cfg = job_trial(config)
-        return str(cfg.trial_dir(run_dir)), labels(cfg), cfg.epochs
+        return str(run.trial_dir(cfg)), labels(cfg), cfg.epochs
 
     def outcome(trial_dir: str, errored: bool, state) -> tuple[str, str]:
-        path = Path(trial_dir) / RECORD
-        if path.exists():
-            record = read_json(path)
-            return ("done" if record["status"] == "completed" else "failed"), line(record, label=state.label)
+        record = TrialRecord.load(Path(trial_dir))
+        if record:
+            return ("done" if record.completed else "failed"), line(record, label=state.label)
         if errored:
             return "failed", f"[red]✗[/] {state.label}: failed without a record; Ray's reason goes into one"
         return "stopped", f"[yellow]■[/] {state.label}: stopped early after epoch {state.epoch} ({state.latest()})"
@@ -295,7 +295,7 @@ def _tune(
         return None
 
     progress = LiveProgress(console, total, describe, outcome, opts.quiet, peek)
-    tune_config.setdefault("max_concurrent_trials", opts.max_concurrent)
+    tune_config.setdefault("max_concurrent_trials", opts.max_concurrent or fits(opts, threads))
     tuner = tune.Tuner(
         tune.with_resources(_trainable, {"cpu": 0.01}),
         param_space=param_space,
@@ -306,9 +306,9 @@ def _tune(
         ),
         run_config=tune.RunConfig(
             name=name,
-            storage_path=_storage(run_dir, opts),
+            storage_path=_storage(run, opts),
             verbose=0,
-            callbacks=[progress, ReleaseResources(lambda config: job_trial(config).trial_dir(run_dir))],
+            callbacks=[progress, ReleaseResources(lambda config: run.trial_dir(job_trial(config)))],
             failure_config=tune.FailureConfig(max_failures=opts.retries),
         ),
     )
@@ -317,17 +317,29 @@ def _tune(
     return results, progress.trials
 
 
-def _storage(run_dir: Path, opts: RayOptions) -> str:
-    return opts.storage or str((run_dir / "ray").resolve())
+def fits(opts: RayOptions, threads: int, resources: dict[str, float] | None = None) -> int:
+    """How many trials of ``threads`` CPUs per worker the cluster runs at once (at least one): the
+    default of --max-concurrent-trials. Without it Tune starts every trial of a stage at once, each
+    holding its 0.01 CPU while its workers wait: a 180-trial study started 72 Ray processes on 2 cores."""
+    import ray
+
+    resources = resources if resources is not None else ray.cluster_resources()
+    by_cpu = int(resources.get("CPU", 1) // (opts.workers * threads))
+    by_gpu = int(resources.get("GPU", 0) // (opts.workers * opts.gpus)) if opts.gpus else by_cpu
+    return max(1, min(by_cpu, by_gpu))
 
 
-def _job(cfg: TrialConfig, run_dir: Path, opts: RayOptions) -> dict:
+def _storage(run: RunDir, opts: RayOptions) -> str:
+    return opts.storage or str((run.path / "ray").resolve())
+
+
+def _job(cfg: TrialConfig, run: RunDir, opts: RayOptions) -> dict:
     return {
         "trial": cfg.to_dict(),
-        "run_dir": str(run_dir.resolve()),
+        "run_dir": str(run.path.resolve()),
         "workers": opts.workers,
         "gpus": opts.gpus,
-        "storage": _storage(run_dir, opts),
+        "storage": _storage(run, opts),
     }
 
 
@@ -336,25 +348,23 @@ def _default_label(cfg: TrialConfig) -> str:
     return f"{teacher}{cfg.task} {cfg.objective} {cfg.model} seed {cfg.seed}"
 
 
-def _ended(cfg: TrialConfig, run_dir: Path, state, result) -> dict:
+def _ended(cfg: TrialConfig, run: RunDir, state, result) -> TrialRecord:
     """The trial's record. A trial Ray ended before it wrote one (stopped early by the scheduler,
     or killed) gets one saying so, with the epochs it reported (``state``, from LiveProgress)."""
-    trial_dir = cfg.trial_dir(run_dir)
-    if (trial_dir / RECORD).exists():
-        return read_json(trial_dir / RECORD)
+    written = run.record(cfg)
+    if written:
+        return written
     reports = state.reports if state else []
     epochs = [
         {"epoch": r["epoch"], "train_loss": r["train_loss"], r["split"]: {k: r[k] for k in r["dev_keys"].split(",")}}
         for r in reports
     ]
     if state and state.status == "stopped":
-        status, error = "stopped", f"stopped early by the scheduler after epoch {len(epochs)}"
+        record = TrialRecord.stopped(cfg, f"stopped early by the scheduler after epoch {len(epochs)}", epochs)
     else:
-        status, error = "failed", _reason(getattr(result, "error", None))
-    record = {"schema": SCHEMA, "trial_id": cfg.trial_id(), "status": status, "config": cfg.to_dict(), "error": error}
-    record["epochs"] = epochs
-    write_json(trial_dir / RECORD, record)
-    checkpoint.remove(trial_dir)
+        record = TrialRecord.failed(cfg, _reason(getattr(result, "error", None)), epochs=epochs)
+    run.write(record)
+    checkpoint.remove(run.trial_dir(cfg))
     return record
 
 
@@ -370,45 +380,40 @@ def _reason(error: BaseException | None) -> str:
 
 
 def _run_stages(
-    trials: list[TrialConfig], run_dir: Path, console: Console, opts: RayOptions, retrain_teachers: bool
-) -> dict[str, dict]:
+    trials: list[TrialConfig], run: RunDir, console: Console, opts: RayOptions, retrain_teachers: bool
+) -> dict[str, TrialRecord]:
     """Runs ``trials`` stage by stage (teachers before their students); records by trial id.
     Trials already completed are not submitted again."""
-    by_id: dict[str, dict] = {}
+    by_id: dict[str, TrialRecord] = {}
     for number, stage in enumerate(stages(trials)):
         todo = []
         for cfg in stage:
-            trial_dir = cfg.trial_dir(run_dir)
-            if retrain_teachers and cfg.save_teacher:
-                (trial_dir / RECORD).unlink(missing_ok=True)
-            spare = None if retrain_teachers else needless_teacher(cfg, trials, run_dir)
-            done = completed_record(trial_dir) or spare or skipped(cfg, run_dir, by_id)
+            done = run.settled(cfg, trials, by_id, retrain_teachers)
             if done:
                 by_id[cfg.trial_id()] = done
                 if not opts.quiet:
-                    stored = " (stored earlier)" if done["status"] == "completed" else ""
-                    console.print(line(done) + stored, soft_wrap=True)
+                    console.print(line(done) + (" (stored earlier)" if done.completed else ""), soft_wrap=True)
             else:
                 todo.append(cfg)
         if todo:
-            grid = {"job": tune.grid_search([_job(cfg, run_dir, opts) for cfg in todo])}
-            results, states = _tune(grid, len(todo), run_dir, f"stage{number}", console, opts, _default_label)
+            grid = {"job": tune.grid_search([_job(cfg, run, opts) for cfg in todo])}
+            threads = max(cfg.threads or 1 for cfg in todo)
+            results, states = _tune(grid, len(todo), run, f"stage{number}", console, opts, _default_label, threads)
             by_result = {job_trial(r.config).trial_id(): r for r in results}
             for cfg in todo:
-                state = states.get(str(cfg.trial_dir(run_dir)))
-                by_id[cfg.trial_id()] = _ended(cfg, run_dir, state, by_result.get(cfg.trial_id()))
+                state = states.get(str(run.trial_dir(cfg)))
+                by_id[cfg.trial_id()] = _ended(cfg, run, state, by_result.get(cfg.trial_id()))
         for cfg in stage:
-            if cfg.save_teacher:
-                publish(cfg, run_dir)
+            run.finish(cfg)
     return by_id
 
 
 def run_ray(
-    plan: Plan, run_dir: Path, console: Console, opts: RayOptions = RayOptions(), retrain_teachers: bool = False
-) -> list[dict]:
+    plan: Plan, run: RunDir, console: Console, opts: RayOptions = RayOptions(), retrain_teachers: bool = False
+) -> list[TrialRecord]:
     """``harness run`` through Ray: every trial of the plan, teachers first; records in plan order."""
-    with ray_session(run_dir, opts, plan.trials[0].plugins if plan.trials else ()):
-        by_id = _run_stages(plan.trials, run_dir, console, opts, retrain_teachers)
+    with ray_session(run, opts, plan.trials[0].plugins if plan.trials else ()):
+        by_id = _run_stages(plan.trials, run, console, opts, retrain_teachers)
     return [by_id[cfg.trial_id()] for cfg in plan.trials]
 
 
@@ -423,20 +428,20 @@ class Search:
 
 
 def run_search(
-    plan: Plan, spec: Search, run_dir: Path, console: Console, opts: RayOptions = RayOptions()
-) -> tuple[list[dict], dict | None]:
+    plan: Plan, spec: Search, run: RunDir, console: Console, opts: RayOptions = RayOptions()
+) -> tuple[list[TrialRecord], TrialRecord | None]:
     """``harness tune``: the plan's teachers, then a Tune search over the plan's last trial.
 
     Returns every searched trial's record and the best completed one (highest ``spec.metric``
     on the first dev split at the last epoch), or None when no trial completed."""
     *teachers, base = plan.trials
     metric = spec.metric
-    with ray_session(run_dir, opts, base.plugins):
-        by_id = _run_stages(teachers, run_dir, console, opts, retrain_teachers=False)
-        if base.teacher and by_id[base.teacher]["status"] != "completed":
-            raise HarnessError(f"the teacher {base.teacher} {by_id[base.teacher]['status']}: nothing to tune")
+    with ray_session(run, opts, base.plugins):
+        by_id = _run_stages(teachers, run, console, opts, retrain_teachers=False)
+        if base.teacher and not by_id[base.teacher].completed:
+            raise HarnessError(f"the teacher {base.teacher} {by_id[base.teacher].status}: nothing to tune")
         dims = search.grid_only(spec.dims) if spec.algorithm == "grid" else spec.dims
-        space = {"job": _job(base, run_dir, opts), **{d.key: d.tune_domain() for d in dims}}
+        space = {"job": _job(base, run, opts), **{d.key: d.tune_domain() for d in dims}}
         grid_size = 1
         for d in dims:
             grid_size *= len(d.values) if d.kind == "grid" else 1
@@ -447,7 +452,7 @@ def run_search(
             from ray.tune.search.basic_variant import BasicVariantGenerator
 
             # the same samples every time; max_concurrent here, as Tune ignores it for a given generator
-            limit = opts.max_concurrent or 0
+            limit = opts.max_concurrent or fits(opts, base.threads or 1)
             options["search_alg"] = BasicVariantGenerator(max_concurrent=limit, random_state=spec.seed)
             options["max_concurrent_trials"] = None
         if spec.scheduler == "asha":
@@ -463,16 +468,14 @@ def run_search(
             values = search.values_of(cfg, keys)
             return f"{cfg.task} {cfg.objective} " + search.label(values)
 
-        results, states = _tune(
-            space, grid_size * spec.num_samples, run_dir, "search", console, opts, labels, **options
-        )
+        total, threads = grid_size * spec.num_samples, base.threads or 1
+        results, states = _tune(space, total, run, "search", console, opts, labels, threads, **options)
     by_trial = {}  # a config drawn twice is one trial
     for result in results:
         cfg = job_trial(result.config)
-        by_trial[cfg.trial_id()] = _ended(cfg, run_dir, states.get(str(cfg.trial_dir(run_dir))), result)
+        by_trial[cfg.trial_id()] = _ended(cfg, run, states.get(str(run.trial_dir(cfg))), result)
     records = list(by_trial.values())
-    done = [r for r in records if r["status"] == "completed"]
-    best = max(done, key=lambda r: next(iter(r["final"].values()))[metric], default=None)
+    best = max((r for r in records if r.completed), key=lambda r: r.score(metric), default=None)
     return records, best
 
 

@@ -36,8 +36,9 @@ from harness import chance, reference, significance
 from harness.config import TRAINING
 from harness.errors import HarnessError
 from harness.metrics import GLUE_METRICS
-from harness.reporter import Reporter  # noqa: F401 -- the plugin type, public here too
-from harness.results import SCHEMA, read_json, read_predictions
+from harness.record import SCHEMA, TrialRecord
+from harness.results import RECORD, read_json, read_predictions
+from harness.rundir import RunDir
 
 SHORT = {"accuracy": "acc", "f1": "F1", "mcc": "MCC"}
 SPLIT = {"validation": "", "validation_matched": "m", "validation_mismatched": "mm"}
@@ -100,41 +101,37 @@ class Report:
         return out
 
 
-def arm(r: dict) -> str:
-    return r.get("arm") or r["config"]["objective"]
-
-
-def main_split(r: dict) -> str:
-    return next(iter(r["final"]))
+def arm(r: TrialRecord) -> str:
+    return r.arm or r.config.objective  # records before schema 2: the objective
 
 
 def _row(task: str, split: str, metric: str) -> str:
     return " ".join(x for x in (task, SPLIT.get(split, split), SHORT.get(metric, metric)) if x)
 
 
-def _key(r: dict) -> dict:
-    c = r["config"]
-    return {"suite": c["suite"], "model": c["model"], "task": c["task"], "objective": arm(r), "seed": c["seed"]}
+def _key(r: TrialRecord) -> dict:
+    c = r.config
+    return {"suite": c.suite, "model": c.model, "task": c.task, "objective": arm(r), "seed": c.seed}
 
 
-def completed(records: list[dict]) -> list[dict]:
-    return [r for r in records if r.get("status") == "completed"]
+def completed(records: list[TrialRecord]) -> list[TrialRecord]:
+    return [r for r in records if r.completed]
 
 
-def score_frame(records: list[dict]) -> pd.DataFrame:
+def score_frame(records: list[TrialRecord]) -> pd.DataFrame:
     """One row per (completed trial, dev split, GLUE metric)."""
     rows = []
     for r in completed(records):
-        for i, (split, m) in enumerate(r["final"].items()):
+        for i, (split, m) in enumerate(r.final.items()):
             for metric in (k for k in m if k in GLUE_METRICS):
                 rows.append(
                     {
                         **_key(r),
                         "split": split,
                         "metric": metric,
-                        "row": _row(r["config"]["task"], split, metric),
+                        "row": _row(r.config.task, split, metric),
                         "value": 100 * m[metric],
-                        "headline": i == 0 and metric == r["primary_metric"],
+                        "headline": i == 0 and metric == r.primary_metric,
                     }
                 )
     cols = [*SETTING, "task", "split", "metric", "row", "objective", "seed", "value", "headline"]
@@ -162,37 +159,37 @@ def results_table(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([per_row, *averages], ignore_index=True)[[*keys, "kind", "headline", "mean", "std", "n"]]
 
 
-def chance_and_learned(records: list[dict], preds: dict[str, dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def chance_and_learned(records: list[TrialRecord], preds: dict[str, dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The chance level of every (task, dev split, metric), and per trial whether it cleared it."""
     levels, checkers, verdicts = [], {}, []
     for r in completed(records):
-        c, p = r["config"], preds.get(r["trial_id"])
+        c, p = r.config, preds.get(r.trial_id)
         if p is None:
             verdicts.append({**_key(r), "learned": None})
             continue
-        for split, m in r["final"].items():
-            if (c["suite"], c["task"], split) in checkers or split not in p:
+        for split, m in r.final.items():
+            if (c.suite, c.task, split) in checkers or split not in p:
                 continue
             labels, k = p[split]["labels"], p[split]["probs"].shape[1]
-            checkers[(c["suite"], c["task"], split)] = chance.Checker(labels, k)
-            names = r.get("label_names") or [str(i) for i in range(k)]
+            checkers[(c.suite, c.task, split)] = chance.Checker(labels, k)
+            names = r.label_names or [str(i) for i in range(k)]
             for metric in (x for x in m if x in GLUE_METRICS):
                 score, cls = chance.level(metric, labels, k)
                 levels.append(
                     {
-                        "suite": c["suite"],
-                        "task": c["task"],
+                        "suite": c.suite,
+                        "task": c.task,
                         "split": split,
                         "metric": metric,
-                        "row": _row(c["task"], split, metric),
+                        "row": _row(c.task, split, metric),
                         "chance": 100 * score,
                         "constant": f"always {names[cls]}" if metric != "mcc" else "any constant",
                         "n_examples": len(labels),
                     }
                 )
-        split = main_split(r)
-        check = checkers.get((c["suite"], c["task"], split))
-        ok = check.learned(r["primary_metric"], p[split]["probs"].argmax(1)) if check else None
+        split = r.headline_split
+        check = checkers.get((c.suite, c.task, split))
+        ok = check.learned(r.primary_metric, p[split]["probs"].argmax(1)) if check else None
         verdicts.append({**_key(r), "learned": ok})
     cols = ["suite", "task", "split", "metric", "row", "chance", "constant", "n_examples"]
     per_trial = pd.DataFrame(verdicts, columns=[*KEY, "learned"])
@@ -207,16 +204,17 @@ def chance_and_learned(records: list[dict], preds: dict[str, dict]) -> tuple[pd.
     return pd.DataFrame(levels, columns=cols), learned
 
 
-def comparisons(records: list[dict]) -> list[tuple[str, str, str, str]]:
+def comparisons(records: list[TrialRecord]) -> list[tuple[str, str, str, str]]:
     """(suite, model, arm, baseline) for every declared baseline present in the same setting."""
-    present = {(r["config"]["suite"], r["config"]["model"], arm(r)) for r in records}
+    present = {(r.config.suite, r.config.model, arm(r)) for r in records}
     found = set()
     for r in records:
-        c = r["config"]
+        c = r.config
         # records written before `compare_to` existed judged every objective against ce
-        for base in r.get("compare_to", [] if c["objective"] == "ce" else ["ce"]):
-            if (c["suite"], c["model"], base) in present:
-                found.add((c["suite"], c["model"], arm(r), base))
+        bases = r.compare_to if r.compare_to is not None else [] if c.objective == "ce" else ["ce"]
+        for base in bases:
+            if (c.suite, c.model, base) in present:
+                found.add((c.suite, c.model, arm(r), base))
     return sorted(found)
 
 
@@ -247,26 +245,26 @@ def deltas_table(results: pd.DataFrame, pairs) -> pd.DataFrame:
     )
 
 
-def significance_table(records: list[dict], pairs, preds: dict[str, dict], learned: pd.DataFrame) -> pd.DataFrame:
+def significance_table(
+    records: list[TrialRecord], pairs, preds: dict[str, dict], learned: pd.DataFrame
+) -> pd.DataFrame:
     ok = learned.set_index([*SETTING, "task", "objective"])["learned"].to_dict()
     rows = []
     for suite, model, obj, base in pairs:
         by_task: dict[str, dict[str, list]] = {}
         for r in completed(records):
-            c = r["config"]
-            if (c["suite"], c["model"]) == (suite, model) and arm(r) in (obj, base) and r["trial_id"] in preds:
-                by_task.setdefault(c["task"], {}).setdefault(arm(r), []).append(r)
+            c = r.config
+            if (c.suite, c.model) == (suite, model) and arm(r) in (obj, base) and r.trial_id in preds:
+                by_task.setdefault(c.task, {}).setdefault(arm(r), []).append(r)
         family = []
         for task, sides in sorted(by_task.items()):
             if set(sides) != {obj, base}:
                 continue
             first = sides[obj][0]
-            split, metric = main_split(first), first["primary_metric"]
-            labels = preds[first["trial_id"]][split]["labels"]
-            side = {
-                name: [preds[r["trial_id"]][split]["probs"].argmax(1) for r in recs] for name, recs in sides.items()
-            }
-            seeds = {name: [r["config"]["seed"] for r in recs] for name, recs in sides.items()}
+            split, metric = first.headline_split, first.primary_metric
+            labels = preds[first.trial_id][split]["labels"]
+            side = {name: [preds[r.trial_id][split]["probs"].argmax(1) for r in recs] for name, recs in sides.items()}
+            seeds = {name: [r.config.seed for r in recs] for name, recs in sides.items()}
             res = significance.compare(metric, labels, side[obj], side[base], seeds[obj], seeds[base])
             both = ok.get((suite, model, task, obj)) and ok.get((suite, model, task, base))
             fewest = min(len(seeds[obj]), len(seeds[base]))
@@ -362,22 +360,22 @@ def summary(r) -> str:
     return text
 
 
-def teachers_table(records: list[dict]) -> pd.DataFrame:
+def teachers_table(records: list[TrialRecord]) -> pd.DataFrame:
     """Per student setting, task and arm: its teachers' arm, headline dev metric and CMI (over seeds)."""
-    by_id = {r["trial_id"]: r for r in completed(records)}
+    by_id = {r.trial_id: r for r in completed(records)}
     rows = []
     for r in completed(records):
-        t = by_id.get(r["config"].get("teacher") or "")
+        t = by_id.get(r.config.teacher or "")
         if t is None:
             continue
-        m = t["final"][main_split(t)]
+        m = t.headline
         rows.append(
             {
                 **_key(r),
                 "teacher": arm(t),
-                "teacher_model": t["config"]["model"],
-                "metric": t["primary_metric"],
-                "value": 100 * m[t["primary_metric"]],
+                "teacher_model": t.config.model,
+                "metric": t.primary_metric,
+                "value": 100 * t.score(),
                 "cmi": m["cmi"],
                 "ncmi": m["ncmi"],
             }
@@ -401,20 +399,21 @@ def _rows_text(n: int | None, official: int | None) -> str:
     return f"{n:,} rows (official)" if n == official else f"{n:,} rows; the official split has {official:,}"
 
 
-def data_table(records: list[dict], results: pd.DataFrame) -> pd.DataFrame:
+def data_table(records: list[TrialRecord], results: pd.DataFrame) -> pd.DataFrame:
     """Per suite and task: training rows used of how many, dev splits' provenance, what the score averages."""
     rows, seen = [], set()
     for r in completed(records):
-        c = r["config"]
-        if (c["suite"], c["task"]) in seen:
+        c = r.config
+        if (c.suite, c.task) in seen:
             continue
-        seen.add((c["suite"], c["task"]))
-        d, official = r.get("data", {}), r.get("data", {}).get("official_rows", {})
+        seen.add((c.suite, c.task))
+        d = r.data or {}  # records before schema 2 say nothing of their data
+        official = d.get("official_rows", {})
         used = sorted(
             {
-                x.get("data", {}).get("train_examples")
+                (x.data or {}).get("train_examples")
                 for x in completed(records)
-                if (x["config"]["suite"], x["config"]["task"]) == (c["suite"], c["task"])
+                if (x.config.suite, x.config.task) == (c.suite, c.task)
             }
             - {None}
         )
@@ -428,32 +427,30 @@ def data_table(records: list[dict], results: pd.DataFrame) -> pd.DataFrame:
             used = "" if available == n else f"{n:,} used (a fixed sample) of "
             dev.append(f"{split}: {used}{_rows_text(available, official.get(split))}")
         dev += [f"{split}: missing, not evaluated" for split in d.get("missing_splits", [])]
-        task_rows = results[(results["suite"] == c["suite"]) & (results["task"] == c["task"])]
+        task_rows = results[(results["suite"] == c.suite) & (results["task"] == c.task)]
         parts = list(dict.fromkeys(task_rows["row"]))
         averages = parts[0] if len(parts) == 1 else "mean of " + " and ".join(parts)
         if d.get("missing_splits"):
             averages += " (" + ", ".join(d["missing_splits"]) + " missing)"
-        rows.append(
-            {"suite": c["suite"], "task": c["task"], "train": train, "dev": "; ".join(dev), "task score": averages}
-        )
+        rows.append({"suite": c.suite, "task": c.task, "train": train, "dev": "; ".join(dev), "task score": averages})
     return pd.DataFrame(rows, columns=["suite", "task", "train", "dev", "task score"])
 
 
 SPACES = (("posterior", ""), ("features", "_features"))
 
 
-def cmi_trials(records: list[dict]) -> pd.DataFrame:
+def cmi_trials(records: list[TrialRecord]) -> pd.DataFrame:
     """Per completed trial and distribution space: headline dev metric (%), CMI, Gamma, NCMI (main dev split)."""
     rows = []
     for r in completed(records):
-        m = r["final"][main_split(r)]
+        m = r.headline
         for space, suffix in SPACES:
             if f"cmi{suffix}" in m:
                 rows.append(
                     {
                         **_key(r),
                         "space": space,
-                        "metric": 100 * m[r["primary_metric"]],
+                        "metric": 100 * r.score(),
                         "cmi": m[f"cmi{suffix}"],
                         "gamma": m[f"gamma{suffix}"],
                         "ncmi": m[f"ncmi{suffix}"],
@@ -471,78 +468,71 @@ def cmi_table(per_trial: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def trials_table(records: list[dict]) -> pd.DataFrame:
-    rows = [
-        {**_key(r), "trial_id": r["trial_id"], "status": r.get("status"), "reason": r.get("error", "")} for r in records
-    ]
+def trials_table(records: list[TrialRecord]) -> pd.DataFrame:
+    rows = [{**_key(r), "trial_id": r.trial_id, "status": str(r.status), "reason": r.error or ""} for r in records]
     return pd.DataFrame(rows, columns=[*KEY, "trial_id", "status", "reason"])
 
 
-def curves_table(records: list[dict]) -> pd.DataFrame:
+def curves_table(records: list[TrialRecord]) -> pd.DataFrame:
     rows = []
     for r in completed(records):
-        split = main_split(r)
-        for e in r["epochs"]:
+        split = r.headline_split
+        for e in r.epochs:
             rows.append(
                 {
                     **_key(r),
                     "epoch": e["epoch"],
                     "train_loss": e["train_loss"],
-                    "dev_metric": 100 * e[split][r["primary_metric"]],
+                    "dev_metric": 100 * e[split][r.primary_metric],
                 }
             )
     return pd.DataFrame(rows, columns=[*KEY, "epoch", "train_loss", "dev_metric"])
 
 
-def load_records(run_dirs: list[Path]) -> tuple[list[dict], dict[str, Path], list[str]]:
+def load_records(run_dirs: list[Path]) -> tuple[list[TrialRecord], dict[str, Path], list[str]]:
     """Every trial record of the runs (a trial in two runs counts once), where each lives, and the
     runs' notes; a record that cannot be read, or is of a newer schema, is refused by path."""
-    from harness.results import RECORD
-
     records, where, notes = [], {}, []
     for run_dir in run_dirs:
-        run_file = run_dir / "run.json"
-        if run_file.is_file():
-            try:
-                notes += [n for n in read_json(run_file).get("notes", []) if n not in notes]
-            except ValueError:
-                raise HarnessError(f"{run_file}: not valid JSON; the run's plan is damaged") from None
+        notes += [n for n in RunDir(run_dir).notes() if n not in notes]
         for path in sorted((run_dir / "trials").glob(f"*/{RECORD}")):
             try:
-                r = read_json(path)
-                whole = isinstance(r, dict) and "trial_id" in r and "task" in r.get("config", {})
-                why = "" if whole else "it lacks trial_id or config"
+                raw = read_json(path)
+                newer = isinstance(raw, dict) and raw.get("schema", 1) > SCHEMA
+                r, why = (None, "") if newer else (TrialRecord.from_dict(raw), "")
             except ValueError as exc:
-                r, why = None, f"not valid JSON: {exc}"
+                raw, r, why = None, None, f"not valid JSON: {exc}"
+            except (KeyError, TypeError) as exc:
+                r, why = None, f"it lacks or garbles {exc}"
             if why:
                 raise HarnessError(
                     f"{path}: not a trial record ({why}); move it away, or rerun that trial with "
                     f"`harness run --resume {run_dir}`"
                 )
-            if r.get("schema", 1) > SCHEMA:
+            if r is None:
                 raise HarnessError(
-                    f"{path}: record schema {r['schema']} is newer than this harness reads ({SCHEMA}); "
+                    f"{path}: record schema {raw['schema']} is newer than this harness reads ({SCHEMA}); "
                     f"upgrade cmi-harness to report it"
                 )
-            if r["trial_id"] not in where:
+            if r.trial_id not in where:
                 records.append(r)
-                where[r["trial_id"]] = path.parent
+                where[r.trial_id] = path.parent
     records.sort(key=lambda r: tuple(_key(r).values()))
     return records, where, notes
 
 
-def check_comparable(records: list[dict]) -> None:
+def check_comparable(records: list[TrialRecord]) -> None:
     """The seeds of one arm must differ only in their seed: runs with other training settings or data
     (merged by ``harness report A B``) are refused, naming two trials and what differs."""
     keys = (*TRAINING, "data_fingerprint")
-    first: dict[tuple, dict] = {}
+    first: dict[tuple, TrialRecord] = {}
     for r in completed(records):
         group = tuple(_key(r).values())[:-1]
         seen = first.setdefault(group, r)
-        differ = [k for k in keys if r["config"].get(k) != seen["config"].get(k)]
+        differ = [k for k in keys if getattr(r.config, k) != getattr(seen.config, k)]
         if differ:
             raise HarnessError(
-                f"trials {seen['trial_id']} and {r['trial_id']} ({' '.join(map(str, group))}) differ in "
+                f"trials {seen.trial_id} and {r.trial_id} ({' '.join(map(str, group))}) differ in "
                 f"{', '.join(differ)}, not only in their seed: report those runs separately"
             )
 
@@ -552,9 +542,9 @@ def build(run_dirs: list[Path]) -> Report:
     check_comparable(records)
     preds = {}
     for r in completed(records):
-        path = where[r["trial_id"]] / r.get("predictions", "")
-        if r.get("predictions") and path.is_file():
-            preds[r["trial_id"]] = read_predictions(path)
+        path = where[r.trial_id] / (r.predictions or "")
+        if r.predictions and path.is_file():
+            preds[r.trial_id] = read_predictions(path)
     scores = score_frame(records)
     results = results_table(scores)
     levels, learned = chance_and_learned(records, preds)

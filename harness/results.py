@@ -1,10 +1,6 @@
-"""The results store: one directory per run, one directory per trial.
+"""The files a trial leaves: ``record.json`` (harness.record) and ``dev_predictions.safetensors``
+(per dev split: probs (N, C), labels, idx), and what every record says about where it ran.
 
-```
-RUN_DIR/run.json                         the command, the plan (trial ids and configs)
-RUN_DIR/trials/TRIAL_ID/record.json      config, versions, per-epoch + final metrics, timing, status
-RUN_DIR/trials/TRIAL_ID/dev_predictions.safetensors   per dev split: probs (N, C), labels, idx
-```
 Every file is written to a temporary name and renamed into place, so a reader (or a
 resumed run) sees a whole file or none.
 """
@@ -22,9 +18,6 @@ from typing import Any
 
 import numpy as np
 
-# 2: records name their arm, the data's provenance (rows used / available / official, missing
-# splits), a student's kept layers, and CMI in the space an objective shapes. Readers take 1 too.
-SCHEMA = 2
 RECORD = "record.json"
 PREDICTIONS = "dev_predictions.safetensors"
 LIBRARIES = ("torch", "transformers", "datasets", "deepspeed", "ray", "pluggy", "numpy", "scikit-learn")
@@ -53,13 +46,6 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def completed_record(trial_dir: Path) -> dict | None:
-    """The trial's record if it completed, else None (no record, or a failed or skipped one)."""
-    path = Path(trial_dir) / RECORD
-    record = read_json(path) if path.exists() else None
-    return record if record and record.get("status") == "completed" else None
-
-
 def write_predictions(path: Path, predictions: dict) -> None:
     """``predictions``: dev split -> trainer.Predictions; stored as ``{split}.probs`` etc."""
     from safetensors.numpy import save
@@ -83,6 +69,7 @@ def read_predictions(path: Path) -> dict[str, dict[str, np.ndarray]]:
 
 
 def trial_records(run_dir: Path) -> list[dict]:
+    """A run's records as the JSON on disk (scripts and tests; the harness reads harness.record)."""
     return [read_json(p) for p in sorted((Path(run_dir) / "trials").glob(f"*/{RECORD}"))]
 
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from harness.planner import Plan
-from harness.results import RECORD, completed_record
-from harness.rundir import line, needless_teacher, publish, run_log, skipped
+from harness.config import Plan
+from harness.record import Status, TrialRecord
+from harness.rundir import RunDir, line
 from harness.trial import run_trial
 
 log = logging.getLogger("harness")
@@ -20,17 +19,18 @@ log = logging.getLogger("harness")
 
 def run_local(
     plan: Plan,
-    run_dir: Path,
+    run: RunDir,
     plugins,
     console: Console,
     quiet: bool = False,
     retrain_teachers: bool = False,
     retries: int = 0,
-) -> list[dict]:
+) -> list[TrialRecord]:
     """Runs the trials in plan order (teachers first); a trial already completed is not run again,
     unless it is a teacher and ``retrain_teachers`` is set; a trial whose teacher failed is skipped;
     a failed trial is run again up to ``retries`` times."""
-    records, by_id = [], {}
+    records: list[TrialRecord] = []
+    by_id: dict[str, TrialRecord] = {}
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -38,7 +38,7 @@ def run_local(
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
     )
-    with run_log(run_dir), Progress(*columns, console=console, disable=quiet, transient=True) as bar:
+    with run.log(), Progress(*columns, console=console, disable=quiet, transient=True) as bar:
         overall = bar.add_task("trials", total=len(plan.trials), info="")
         for cfg in plan.trials:
             tid = cfg.trial_id()
@@ -54,26 +54,22 @@ def run_local(
                     )
 
             started = time.perf_counter()
-            if retrain_teachers and cfg.save_teacher:
-                (cfg.trial_dir(run_dir) / RECORD).unlink(missing_ok=True)
-            stored = completed_record(cfg.trial_dir(run_dir))
-            spare = None if stored or retrain_teachers else needless_teacher(cfg, plan.trials, run_dir)
-            record = spare or skipped(cfg, run_dir, by_id)
+            record = run.settled(cfg, plan.trials, by_id, retrain_teachers)
+            stored = record is not None and record.completed
             for attempt in range(retries + 1):
                 if record:
                     break
-                record = run_trial(cfg.to_dict(), cfg.trial_dir(run_dir), progress, plugins=plugins)
-                if record["status"] == "failed" and attempt < retries:
-                    log.warning("%s failed (%s); retrying", tid, record["error"])
+                record = run_trial(cfg, run.trial_dir(cfg), progress, plugins=plugins)
+                if record.status == Status.FAILED and attempt < retries:
+                    log.warning("%s failed (%s); retrying", tid, record.error)
                     record = None
             by_id[tid] = record
-            if cfg.save_teacher:
-                publish(cfg, run_dir)
+            run.finish(cfg)
             bar.remove_task(current)
             bar.advance(overall)
             records.append(record)
             text = line(record, time.perf_counter() - started)
-            text = text.replace(" s)", " s, stored earlier)") if stored or spare else text
+            text = text.replace(" s)", " s, stored earlier)") if stored else text
             log.info("%s", Text.from_markup(text).plain)
             if not quiet:
                 console.print(text, soft_wrap=True)

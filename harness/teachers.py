@@ -17,7 +17,8 @@ from safetensors.torch import load_file, save_file
 from harness.batching import Columns
 from harness.engine import world
 from harness.errors import TrialFailed
-from harness.results import RECORD, completed_record
+from harness.record import TrialRecord
+from harness.results import RECORD
 from harness.suite import Task
 from harness.trainer import predict_logits
 
@@ -39,10 +40,10 @@ def save_outputs(trial_dir: Path, model: torch.nn.Module, train: Columns, batch_
     save_file({"logits": torch.from_numpy(logits).float(), "idx": torch.from_numpy(train.idx)}, str(trial_dir / LOGITS))
 
 
-def _completed(store: Path, teacher_id: str) -> tuple[Path, dict]:
+def _completed(store: Path, teacher_id: str) -> tuple[Path, TrialRecord]:
     path = store / teacher_id
-    record = completed_record(path)
-    if record is None:
+    record = TrialRecord.load(path)
+    if record is None or not record.completed:
         raise TrialFailed(f"teacher {teacher_id} has not completed (see {path / RECORD})")
     return path, record
 
@@ -55,13 +56,13 @@ def load_weights(store: Path, teacher_id: str, model: torch.nn.Module) -> str:
         raise TrialFailed(
             f"teacher {teacher_id}'s weights do not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}"
         )
-    return record.get("arm", record["config"]["objective"])
+    return record.arm or record.config.objective
 
 
 def load_logits(store: Path, teacher_id: str, task: Task, train: Columns) -> torch.Tensor:
     """The teacher's train logits as a table indexed by example id; refuses a different label space."""
     path, record = _completed(store, teacher_id)
-    names = tuple(record.get("label_names", ()))
+    names = tuple(record.label_names or ())
     saved = load_file(str(path / LOGITS))
     logits, idx = saved["logits"], saved["idx"]
     if names != task.label_names or logits.shape[1] != task.num_labels:

@@ -1,8 +1,8 @@
-"""One trial = one (suite, task, objective, model, seed, settings) config dict -> one record.
+"""One trial = one (suite, task, objective, model, seed, settings) TrialConfig -> one TrialRecord.
 
 ``run_trial`` is a plain function of the config, so the local executor and Ray Tune call
 it the same way. It writes ``record.json`` and the dev predictions into ``trial_dir``.
-A failure inside the trial is recorded (status "failed", the error) and not raised.
+A failure inside the trial is recorded (status failed, the error) and not raised.
 Started again in the same directory, a completed trial returns its record without training,
 and an interrupted one resumes from its last epoch checkpoint (harness.checkpoint).
 """
@@ -25,16 +25,8 @@ from harness.data import tokenize
 from harness.engine import world
 from harness.errors import HarnessError, TrialFailed
 from harness.models import resolve
-from harness.results import (
-    PREDICTIONS,
-    RECORD,
-    SCHEMA,
-    completed_record,
-    git_commit,
-    versions,
-    write_json,
-    write_predictions,
-)
+from harness.record import TrialRecord
+from harness.results import PREDICTIONS, git_commit, versions, write_predictions
 from harness.trainer import Progress, fit
 
 DEFAULT_LR = 2e-5
@@ -46,23 +38,19 @@ def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e: None, plugins=None) -> dict:
+def run_trial(
+    cfg: TrialConfig, trial_dir: str | Path, progress: Progress = lambda e: None, plugins=None
+) -> TrialRecord:
     from transformers import set_seed
 
     started = time.perf_counter()
-    cfg = TrialConfig.from_dict(config)
     trial_dir = Path(trial_dir)
-    done = completed_record(trial_dir)
-    if done:  # finished before an interruption, or by an earlier run: not redone
+    done = TrialRecord.load(trial_dir)
+    if done and done.completed:  # finished before an interruption, or by an earlier run: not redone
         return done
-    record = {
-        "schema": SCHEMA,
-        "trial_id": cfg.trial_id(),
-        "status": "running",
-        "config": cfg.to_dict(),
-        "harness": {"version": harness.__version__, "git_commit": git_commit()},
-        "versions": versions(),
-    }
+    record = TrialRecord.running(
+        cfg, harness={"version": harness.__version__, "git_commit": git_commit()}, versions=versions()
+    )
     runs: list = []  # open experiment-tracker runs (harness.tracking)
     try:
         plugins = plugins or plugin_loader.load(cfg.plugins)
@@ -86,31 +74,26 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
         train = Columns(tokenized["train"], pad_id)
         devs = {s: Columns(tokenized[s], pad_id) for s in task.dev_splits if s in tokenized}
         teacher_logits = teachers.load_logits(store, cfg.teacher, task, train) if cfg.teacher else None
-        record.update(
-            role="teacher" if cfg.save_teacher else "trial",
-            arm=arm,
-            label_names=list(task.label_names),
-            primary_metric=task.primary,
-            lr=lr,
-            notes=data.notes,
-            data={
-                "fingerprint": data.fingerprint,
-                "train_examples": len(train),
-                "train_rows": len(data.splits["train"]),
-                "dev_examples": {s: len(c) for s, c in devs.items()},
-                "dev_rows": {s: len(data.splits[s]) for s in devs},
-                "missing_splits": [s for s in task.dev_splits if s not in devs],
-                "official_rows": dict(task.official_rows),
-            },
-            student_layers=getattr(model.config, "student_layers", None),
-            hparams=objective.hp,
-            compare_to=[] if cfg.save_teacher else list(objective_cls.compare_to),
-        )
+        record.role = "teacher" if cfg.save_teacher else "trial"
+        record.arm, record.label_names, record.primary_metric = arm, list(task.label_names), task.primary
+        record.lr, record.notes = lr, list(data.notes)
+        record.data = {
+            "fingerprint": data.fingerprint,
+            "train_examples": len(train),
+            "train_rows": len(data.splits["train"]),
+            "dev_examples": {s: len(c) for s, c in devs.items()},
+            "dev_rows": {s: len(data.splits[s]) for s in devs},
+            "missing_splits": [s for s in task.dev_splits if s not in devs],
+            "official_rows": dict(task.official_rows),
+        }
+        record.student_layers = getattr(model.config, "student_layers", None)
+        record.hparams = objective.hp
+        record.compare_to = [] if cfg.save_teacher else list(objective_cls.compare_to)
         if cfg.trackers and world()[0] == 0:  # rank 0 logs, as it writes the trial's files
             where = Path(cfg.tracking_dir or trial_dir)
             for name in cfg.trackers:
                 tracker = plugins.trackers.get(name)
-                runs.append(tracking.Guarded(name, lambda t=tracker: t.open(trial_dir, where, config)))
+                runs.append(tracking.Guarded(name, lambda t=tracker: t.open(trial_dir, where, cfg.to_dict())))
                 runs[-1].params({**cfg.to_dict(), "hparams": objective.hp, "lr": lr, "arm": arm})
             progress = tracking.follow(runs, progress)
         result = fit(cfg, lr, model, objective, task, train, devs, progress, trial_dir, teacher_logits)
@@ -121,27 +104,20 @@ def run_trial(config: dict, trial_dir: str | Path, progress: Progress = lambda e
             write_predictions(trial_dir / PREDICTIONS, result.predictions)
         if cfg.save_teacher:  # every rank: gathering ZeRO-3 parameters is collective
             teachers.save_outputs(trial_dir, model, train, 2 * cfg.batch_size)
-        record["notes"] = record["notes"] + result.notes
-        record.update(
-            status="completed",
-            epochs=result.epochs,
-            final=result.final,
-            train_time_s=result.train_time_s,
-            train_samples_per_s=result.train_samples / result.train_time_s if result.train_time_s else None,
-            predictions=PREDICTIONS,
-        )
+        record.notes += result.notes
+        record.complete(result.epochs, result.final, result.train_time_s, result.train_samples, PREDICTIONS)
     except (HarnessError, TrialFailed) as exc:
-        record.update(status="failed", error=str(exc))
+        record.fail(str(exc))
     except Exception as exc:  # a plugin's bug fails its trial, not the run
-        record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        record.fail(f"{type(exc).__name__}: {exc}", traceback.format_exc())
     for run in runs:
         run.close()
-    record["notes"] = record.get("notes", []) + [run.error for run in runs if run.error]
-    record["wall_time_s"] = time.perf_counter() - started
-    record["peak_memory_mb"] = _peak_memory_mb()
+    record.notes = (record.notes or []) + [run.error for run in runs if run.error]
+    record.wall_time_s = time.perf_counter() - started
+    record.peak_memory_mb = _peak_memory_mb()
     if world()[0] != 0:  # with several workers, rank 0 writes the trial's files
         return record
-    write_json(trial_dir / RECORD, record)
-    if record["status"] == "completed":
+    record.save(trial_dir)
+    if record.completed:
         checkpoint.remove(trial_dir)
     return record

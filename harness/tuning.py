@@ -10,7 +10,7 @@ in RUN_DIR/confirm, a run directory of its own with its report, and reports that
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +20,9 @@ from rich.console import Console
 from harness import search
 from harness.config import TRAINING, TrialConfig
 from harness.errors import HarnessError
+from harness.options import Options
+from harness.record import TrialRecord
+from harness.rundir import RunDir, check_output_dir
 
 BEST_FILE = "best.yaml"
 CONFIRM_DIR = "confirm"
@@ -42,21 +45,20 @@ def best_config(cfg: TrialConfig, teacher_model: str | None) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
-def table(records: list[dict], keys: list[str], metric: str) -> pd.DataFrame:
+def table(records: list[TrialRecord], keys: list[str], metric: str) -> pd.DataFrame:
     """One row per trial: its searched values, status, epochs trained and last dev ``metric``; best first."""
     rows = []
     for r in records:
-        cfg = TrialConfig.from_dict(r["config"])
-        epochs = r.get("epochs") or []
-        last = next((v for k, v in epochs[-1].items() if k.startswith("validation")), {}) if epochs else {}
+        epochs = r.epochs or []
+        last = TrialRecord.dev_of(epochs[-1])[1] if epochs else {}
         rows.append(
             {
-                "trial_id": r["trial_id"],
-                **search.values_of(cfg, keys),
-                "status": r["status"],
+                "trial_id": r.trial_id,
+                **search.values_of(r.config, keys),
+                "status": str(r.status),
                 "epochs": len(epochs),
                 selection(metric): last.get(metric),
-                "error": r.get("error"),
+                "error": r.error,
             }
         )
     return pd.DataFrame(rows).sort_values(selection(metric), ascending=False, na_position="last")
@@ -66,37 +68,31 @@ def selection(metric: str) -> str:
     return f"{metric} (selection score: dev, used to choose)"
 
 
-def confirm(loaded, args, best: TrialConfig, seeds: list[int], run_dir: Path, console: Console, opts) -> list[float]:
+def confirm(plugins, opts: Options, best: TrialConfig, seeds: list[int], run: RunDir, console: Console) -> list[float]:
     """Reruns ``best`` on ``seeds`` in RUN_DIR/confirm (a run directory with its own report);
     returns the completed trials' scores on the search metric (first dev split)."""
-    from harness.cli import plan_from_args, write_report
+    from harness.commands import write_report
     from harness.ray_executor import run_ray
-    from harness.rundir import write_plan
 
-    again = argparse.Namespace(**vars(args))
-    for key in TRAINING:
-        setattr(again, key, getattr(best, key))
-    again.task_args = None  # the winner's values, not the search's per-task ones
-    again.objective_args = ",".join(f"{best.objective}.{k}={v}" for k, v in best.objective_args.items()) or None
-    plan = plan_from_args(loaded, again, seeds)
-    out = run_dir / CONFIRM_DIR
-    out.mkdir()
-    write_plan(plan, out)
+    again = replace(  # the winner's values, not the search's (nor its per-task ones)
+        opts,
+        **{key: getattr(best, key) for key in TRAINING},
+        task_args={},
+        objective_args={best.objective: dict(best.objective_args)},
+    )
+    plan = again.plan(plugins, seeds)
+    out = RunDir(run.path / CONFIRM_DIR)
+    out.path.mkdir()
+    out.write_plan(plan)
     console.print(f"confirming the best config on seeds {', '.join(map(str, seeds))} -> {out}")
-    records = run_ray(plan, out, console, opts)
-    write_report(loaded, [out], out / "report", None, console)
-    metric = args.metric or loaded.suites.get(best.suite).task(best.task).primary
-    return [
-        next(iter(r["final"].values()))[metric]
-        for r in records
-        if r["status"] == "completed" and not r["config"].get("save_teacher")
-    ]
+    records = run_ray(plan, out, console, opts.ray())
+    write_report(plugins, [out.path], out.path / "report", None, console)
+    metric = opts.metric or plugins.suites.get(best.suite).task(best.task).primary
+    return [r.score(metric) for r in records if r.completed and not r.config.save_teacher]
 
 
-def cmd_tune(loaded, args, console: Console) -> int:
-    from harness.cli import plan_from_args, ray_options
+def cmd_tune(plugins, args: Options, console: Console) -> int:
     from harness.ray_executor import Search, run_search
-    from harness.rundir import check_output_dir, new_run_dir, write_plan
 
     if not args.tasks or len(args.tasks) != 1:
         raise HarnessError("harness tune searches one task at a time: give --tasks NAME, e.g. --tasks rte")
@@ -104,14 +100,14 @@ def cmd_tune(loaded, args, console: Console) -> int:
         raise HarnessError("harness tune searches one objective at a time: give --objectives NAME")
     check_output_dir(Path(args.output_dir))
     dims = search.parse_space(args.search, args.search_file)
-    plan = plan_from_args(loaded, args, [args.seed])
+    plan = args.plan(plugins, [args.seed])
     base = plan.trials[-1]
-    dims = search.check(dims, base, loaded.objectives.get(base.objective))
+    dims = search.check(dims, base, plugins.objectives.get(base.objective))
     if args.search_alg == "grid":
         search.grid_only(dims)
     if args.search_alg == "optuna" and any(d.kind == "grid" for d in dims):
         raise HarnessError("--search-alg optuna samples every dimension: write choice:... instead of grid:...")
-    task = loaded.suites.get(base.suite).task(base.task)
+    task = plugins.suites.get(base.suite).task(base.task)
     metric = args.metric or task.primary
     if metric not in task.metrics:
         raise HarnessError(f"--metric {metric}: {task.name} reports {', '.join(task.metrics)}")
@@ -126,14 +122,14 @@ def cmd_tune(loaded, args, console: Console) -> int:
             f"the config; e.g. --confirm-seeds {','.join(str(args.seed + i) for i in (1, 2, 3))}"
         )
     spec = Search(dims, metric, args.search_alg, args.scheduler, num_samples, seed=args.seed)
-    opts = ray_options(args)
+    opts = args.ray()
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
-    run_dir = new_run_dir(Path(args.output_dir), f"tune-{base.task}-{base.objective}")
+    run = RunDir.create(Path(args.output_dir), f"tune-{base.task}-{base.objective}")
+    run_dir = run.path
     described = {d.key: f"{d.kind}:{','.join(map(str, d.values))}" for d in dims}
-    write_plan(
+    run.write_plan(
         plan,
-        run_dir,
         search={"space": described, "algorithm": spec.algorithm, "scheduler": spec.scheduler, "metric": metric},
     )
     console.print(
@@ -141,7 +137,7 @@ def cmd_tune(loaded, args, console: Console) -> int:
         f"{spec.scheduler}, {num_samples} sample(s)) -> {run_dir}"
     )
     try:
-        records, best = run_search(plan, spec, run_dir, console, opts)
+        records, best = run_search(plan, spec, run, console, opts)
     except KeyboardInterrupt:
         console.print(f"interrupted; finished trials are in {run_dir}/trials")
         raise
@@ -152,10 +148,10 @@ def cmd_tune(loaded, args, console: Console) -> int:
     if best is None:
         console.print(f"[red]no trial completed[/]; see {run_dir}/{TABLE_FILE} and {run_dir}/run.log")
         return 1
-    cfg = TrialConfig.from_dict(best["config"])
-    score = next(iter(best["final"].values()))[metric]
+    cfg = best.config
+    score = best.score(metric)
     options = best_config(cfg, args.teacher_model)
-    chosen = f"{search.label(search.values_of(cfg, list(described)))} (trial {best['trial_id']})"
+    chosen = f"{search.label(search.values_of(cfg, list(described)))} (trial {best.trial_id})"
     console.print(
         f"[bold]best[/]: {chosen}; selection score {metric} {100 * score:.2f} (seed {cfg.seed}: chosen on this dev "
         f"set, so biased upwards)",
@@ -164,7 +160,7 @@ def cmd_tune(loaded, args, console: Console) -> int:
     header = f"# harness tune: best of {len(records)} trials, {chosen}\n"
     header += f"# selection score {metric} {100 * score:.2f} on seed {cfg.seed} (chosen on the dev set: optimistic)\n"
     if seeds:
-        scores = [100 * v for v in confirm(loaded, args, cfg, seeds, run_dir, console, opts)]
+        scores = [100 * v for v in confirm(plugins, args, cfg, seeds, run, console)]
         if scores:
             spread = f" ± {pd.Series(scores).std():.2f}" if len(scores) > 1 else ""
             result = f"{metric} {sum(scores) / len(scores):.2f}{spread} over fresh seeds {seeds} (n={len(scores)})"

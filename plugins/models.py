@@ -8,6 +8,8 @@ from harness import hookimpl
 from harness.errors import HarnessError
 from harness.models import ModelSpec, pretrained
 
+from .words import VOCABULARY
+
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 CHARS = list("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"-()")
 
@@ -27,8 +29,8 @@ def _load_minilm(num_labels: int):
 
 
 def tiny_tokenizer():
-    """A BERT-style WordPiece tokenizer built in memory: the smoke suite's words plus single characters."""
-    from harness_plugins.suite_smoke import VOCABULARY
+    """A BERT-style WordPiece tokenizer built in memory: the words of ``harness_plugins.words`` (those
+    the smoke suite writes) plus single characters, so any other text still tokenizes."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 

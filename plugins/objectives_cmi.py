@@ -73,13 +73,17 @@ class _CentroidObjective(Objective):
         import torch
 
         super().__init__(num_labels, **hparams)
-        self.needs = frozenset({"logits", "features"}) if self.hp["space"] == "features" else frozenset({"logits"})
         self.wants_train_pass = self.hp["centroids"] == "exact"
         self.q: torch.Tensor | None = None  # (C, K) centroids, allocated once K is known
         self.have = torch.zeros(num_labels, dtype=torch.bool)  # which classes have a centroid yet
         self.sums: torch.Tensor | None = None  # (C, K) running sums of the epoch / pass
         self.counts = torch.zeros(num_labels, dtype=torch.float64)
         self.steps = torch.zeros((), dtype=torch.int64)
+
+    @classmethod
+    def needs_for(cls, hp: dict) -> frozenset[str]:
+        """The pooled features too when P_x lives in their space."""
+        return frozenset({"logits", "features"}) if hp["space"] == "features" else frozenset({"logits"})
 
     def distribution(self, out: Outputs) -> torch.Tensor:
         import torch.nn.functional as F

@@ -8,7 +8,8 @@
 In both, NOISE of the labels (train and dev) are replaced by a different random class, so
 the best dev accuracy is about 1 - NOISE and the output distributions keep a measurable
 spread (non-zero CMI). Generated from a fixed seed: the same examples on every machine. A
-tiny model learns both well above chance within a few seconds on a CPU.
+tiny model learns both well above chance within a few seconds on a CPU. The words come from
+``harness_plugins.words``, which the ``tiny`` model's tokenizer reads too.
 """
 
 from __future__ import annotations
@@ -20,17 +21,8 @@ from typing import TYPE_CHECKING
 from harness import hookimpl
 from harness.suite import Suite, Task, TaskData
 
-POSITIVE = ["good", "great", "fine", "lovely", "superb", "wonderful", "pleasant", "brilliant"]
-NEGATIVE = ["bad", "awful", "poor", "dreadful", "terrible", "boring", "nasty", "weak"]
-SUBJECTS = ["the movie", "the book", "the meal", "the show", "the song", "the game", "the trip", "the hotel"]
-FILLER = ["really", "quite", "very", "somewhat", "today", "again", "overall", "honestly", "was", "seemed"]
-ANIMALS = ["cat", "dog", "horse", "bird", "fish", "cow", "fox", "mouse"]
-COLORS = ["red", "blue", "green", "black", "white", "brown", "grey", "yellow"]
-SIZES = ["big", "small", "old", "young", "fast", "slow"]
-VOCABULARY = sorted(
-    {w for phrase in POSITIVE + NEGATIVE + SUBJECTS + FILLER + ANIMALS + COLORS + SIZES for w in phrase.split()}
-    | {"the", "is", "not"}
-)
+from .words import ANIMALS, COLORS, FILLER, NEGATIVE, POSITIVE, SIZES, SUBJECTS
+
 SIZES_BY_SPLIT = {"train": 2000, "validation": 400}
 NOISE = 0.1
 VERSION = 2  # bump when the generator changes, to invalidate caches

@@ -2,8 +2,7 @@
 
 import pytest
 
-from tests.conftest import files_of
-from tests.glue_fixture import write_glue
+from tests.helpers import files_of, write_glue
 
 GLUE = ("run", "--suite", "glue", "--model", "tiny", "--seeds", "1", "--epochs", "1", "--quiet")
 
@@ -266,14 +265,3 @@ def test_unknown_key_in_a_config_file_is_refused(cli, tmp_path):
     code, _, err = cli("run", "--config", str(path), "--output-dir", str(tmp_path / "out"))
     assert code == 2 and "--config" in err and "unknown option 'learning_rate'" in err
     assert not (tmp_path / "out").exists()
-
-
-def test_runs_started_at_the_same_instant_get_their_own_directories(tmp_path):
-    """new_run_dir makes the name atomically: 30 threads in the same second, 30 directories."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from harness.rundir import new_run_dir
-
-    with ThreadPoolExecutor(30) as pool:
-        made = list(pool.map(lambda _: new_run_dir(tmp_path, "smoke"), range(30)))
-    assert len(set(made)) == 30 and all(p.is_dir() for p in made)

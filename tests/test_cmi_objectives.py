@@ -7,6 +7,7 @@ import torch
 
 from harness.objective import Outputs
 from harness.results import trial_records
+from tests.helpers import SMALL_DATA_FLAGS
 
 # Two examples, two classes; logits = log P so that softmax gives P exactly.
 P = torch.tensor([[0.8, 0.2], [0.1, 0.9]], dtype=torch.float64)
@@ -142,12 +143,13 @@ def smoke(tmp_path_factory):
 
 
 def test_lambda_beta_zero_reproduce_ce_exactly(smoke):
-    got = smoke("--objectives", "ce,cmi_min", "--objective-args", "cmi_min.lambda=0,cmi_min.beta=0")
+    got = smoke("--objectives", "ce,cmi_min", "--objective-args", "cmi_min.lambda=0,cmi_min.beta=0", *SMALL_DATA_FLAGS)
     ce, cmi = got["ce"], got["cmi_min"]
     assert [e["train_loss"] for e in cmi["epochs"]] == [e["train_loss"] for e in ce["epochs"]]
     assert [e["validation"] for e in cmi["epochs"]] == [e["validation"] for e in ce["epochs"]]
 
 
+@pytest.mark.slow  # training must move dev CMI: three trials of 3 epochs on 2,000 examples
 def test_cmi_min_lowers_and_cmi_max_raises_dev_cmi(smoke):
     got = smoke("--objectives", "ce,cmi_min,cmi_max", "--objective-args", "cmi_min.lambda=1,cmi_max.lambda=0.5")
     cmi = {name: r["final"]["validation"]["cmi"] for name, r in got.items()}
@@ -156,9 +158,8 @@ def test_cmi_min_lowers_and_cmi_max_raises_dev_cmi(smoke):
 
 
 def test_features_space_runs_end_to_end(smoke):
-    got = smoke(
-        "--objectives", "cmi_min", "--objective-args", "cmi_min.space=features,cmi_min.centroids=exact", "--epochs", "2"
-    )
+    args = ["--objective-args", "cmi_min.space=features,cmi_min.centroids=exact", "--epochs", "2", *SMALL_DATA_FLAGS]
+    got = smoke("--objectives", "cmi_min", *args)
     r = got["cmi_min"]
     assert r["status"] == "completed" and r["hparams"]["space"] == "features"
     assert r["epochs"][-1]["train_parts"]["kl"] > 0
@@ -167,7 +168,9 @@ def test_features_space_runs_end_to_end(smoke):
 
 def test_features_space_trial_records_dev_cmi_in_the_space_it_optimises(cli, tmp_path):
     args = ["--objectives", "cmi_min", "--objective-args", "cmi_min.space=features", "--tasks", "nli"]
-    code, _, err = cli("run", *args, "--seeds", "1", "--epochs", "1", "--output-dir", str(tmp_path), "--quiet")
+    code, _, err = cli(
+        "run", *args, "--seeds", "1", "--epochs", "1", *SMALL_DATA_FLAGS, "--output-dir", str(tmp_path), "--quiet"
+    )
     assert code == 0, err
     (run_dir,) = tmp_path.iterdir()
     (r,) = trial_records(run_dir)

@@ -1,7 +1,10 @@
+"""GLUE from disk in the classic layout (every task's columns and labels, missing and malformed
+files named by path and line) and from the Hub (mapped to the same columns; unreachable: one line)."""
+
 import pytest
 
 from harness.errors import HarnessError
-from tests.glue_fixture import write_glue
+from tests.helpers import write_glue
 
 EXPECTED = {  # task -> (train rows as (text_a, text_b, label), dev splits present)
     "cola": ([("The sailors rode the breeze.", None, 1), ("The more we study verbs.", None, 0)], ["validation"]),

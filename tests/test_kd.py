@@ -11,7 +11,13 @@ from harness.errors import TrialFailed
 from harness.objective import Outputs
 from harness.planner import make_plan
 from harness.results import read_json, trial_records
+from harness.rundir import RunDir
 from harness.runner import run_local
+from tests.helpers import SMALL_DATA, write_glue
+
+
+def _dicts(records):
+    return [r.to_dict() for r in records]
 
 
 def test_kd_loss_by_hand(loaded):
@@ -69,8 +75,6 @@ def test_teachers_are_planned_first_once_and_shared(loaded, tmp_path):
 
 
 def test_teacher_ids_change_with_teacher_config_and_data(loaded, tmp_path):
-    from tests.glue_fixture import write_glue
-
     def teacher_id(**kw):
         return (
             make_plan(
@@ -97,15 +101,16 @@ def test_teacher_ids_change_with_teacher_config_and_data(loaded, tmp_path):
     assert teacher_id(data_dir=str(data)) != first
 
 
+@pytest.mark.slow  # the max-CMI teacher must raise dev CMI over its control: 6 trials on 2,000 examples
 def test_one_teacher_serves_two_students_and_a_second_run(loaded, tmp_path):
     store, console = tmp_path / "teachers", Console(quiet=True)
     plan = _plan(loaded, store)
     first_dir, second_dir = tmp_path / "run1", tmp_path / "run2"
-    records = run_local(plan, first_dir, loaded, console, quiet=True)
+    records = _dicts(run_local(plan, RunDir(first_dir), loaded, console, quiet=True))
     assert [r["status"] for r in records] == ["completed"] * 5
     teacher_files = {p: p.read_bytes() for p in store.rglob("record.json")}
     assert len(teacher_files) == 3  # the ce teacher and its two continuations (ce, cmi_max), nothing else
-    again = run_local(_plan(loaded, store, objectives=("kd",)), second_dir, loaded, console, quiet=True)
+    again = _dicts(run_local(_plan(loaded, store, objectives=("kd",)), RunDir(second_dir), loaded, console, quiet=True))
     assert {p: p.read_bytes() for p in store.rglob("record.json")} == teacher_files  # reused, not retrained
     assert again[0]["trial_id"] == records[0]["trial_id"]
     published = {r["trial_id"] for r in trial_records(second_dir)}
@@ -132,8 +137,9 @@ def test_failed_teacher_skips_its_students_with_the_reason(loaded, tmp_path):
         teacher_model=str(broken),
         teacher_store=str(tmp_path / "t"),
         epochs=1,
+        **SMALL_DATA,
     )
-    records = run_local(plan, tmp_path / "run", loaded, Console(quiet=True), quiet=True)
+    records = _dicts(run_local(plan, RunDir(tmp_path / "run"), loaded, Console(quiet=True), quiet=True))
     status = {r["config"]["objective"]: (r["status"], r.get("error", "")) for r in records}
     assert status["ce"][0] == "completed"
     assert status["kd"][0] == "skipped" and "teacher teacher-nli-ce-" in status["kd"][1] and "failed" in status["kd"][1]
@@ -175,12 +181,13 @@ def test_mismatched_label_space_is_refused(tmp_path):
     from safetensors.torch import save_file
 
     from harness.batching import Columns
-    from harness.results import write_json
+    from harness.config import TrialConfig
+    from harness.record import Status, TrialRecord
     from harness.teachers import LOGITS, load_logits
 
     teacher = tmp_path / "t1"
-    teacher.mkdir()
-    write_json(teacher / "record.json", {"status": "completed", "label_names": ["a", "b", "c"]})
+    cfg = TrialConfig(suite="other", task="three", objective="ce", model="tiny", seed=1, save_teacher=True)
+    TrialRecord("t1", Status.COMPLETED, cfg, label_names=["a", "b", "c"]).save(teacher)
     save_file({"logits": torch.zeros(4, 3), "idx": torch.arange(4)}, str(teacher / LOGITS))
     import datasets
 
@@ -196,6 +203,7 @@ def test_kd_without_teacher_model_is_refused(cli, tmp_path):
     assert code == 2 and "give --teacher-model" in err
 
 
+@pytest.mark.slow  # the student must learn (accuracy > 0.8): teachers and 3 students, 2 epochs of 2,000 examples
 def test_smoke_end_to_end_for_all_three(cli, tmp_path):
     code, out, err = cli(
         "run",
@@ -235,10 +243,10 @@ def test_smoke_end_to_end_for_all_three(cli, tmp_path):
 
 def test_retrain_teachers_trains_a_stored_teacher_again(loaded, tmp_path):
     store, console = tmp_path / "teachers", Console(quiet=True)
-    plan = _plan(loaded, store, objectives=("kd",))
-    first = run_local(plan, tmp_path / "run1", loaded, console, quiet=True)
-    reused = run_local(plan, tmp_path / "run2", loaded, console, quiet=True)
-    again = run_local(plan, tmp_path / "run3", loaded, console, quiet=True, retrain_teachers=True)
+    plan = _plan(loaded, store, objectives=("kd",), **SMALL_DATA)
+    first = _dicts(run_local(plan, RunDir(tmp_path / "run1"), loaded, console, quiet=True))
+    reused = _dicts(run_local(plan, RunDir(tmp_path / "run2"), loaded, console, quiet=True))
+    again = _dicts(run_local(plan, RunDir(tmp_path / "run3"), loaded, console, quiet=True, retrain_teachers=True))
     assert reused[0]["wall_time_s"] == first[0]["wall_time_s"]  # the stored record, untouched
     assert again[0]["wall_time_s"] != first[0]["wall_time_s"]  # a new training run ...
     assert again[0]["epochs"] == first[0]["epochs"]  # ... with the same numbers (same seed)
@@ -250,15 +258,15 @@ def test_a_resumed_run_without_its_teacher_store_retrains_only_the_teachers_stil
     import shutil
 
     console = Console(quiet=True)
-    plan = _plan(loaded, tmp_path / "teachers")
-    first = run_local(plan, tmp_path / "run", loaded, console, quiet=True)
+    plan = _plan(loaded, tmp_path / "teachers", **SMALL_DATA)
+    first = _dicts(run_local(plan, RunDir(tmp_path / "run"), loaded, console, quiet=True))
     before = {r["trial_id"]: r for r in first}
     shutil.rmtree(tmp_path / "teachers")  # a new checkout: the store is gone, the run's copies remain
-    again = run_local(plan, tmp_path / "run", loaded, console, quiet=True)
+    again = _dicts(run_local(plan, RunDir(tmp_path / "run"), loaded, console, quiet=True))
     assert {r["trial_id"]: r for r in again} == before and not (tmp_path / "teachers").exists()
     kd = next(r for r in first if r["config"]["objective"] == "kd")
     (tmp_path / "run" / "trials" / kd["trial_id"] / "record.json").unlink()  # kd must run again
-    third = run_local(plan, tmp_path / "run", loaded, console, quiet=True)
+    third = _dicts(run_local(plan, RunDir(tmp_path / "run"), loaded, console, quiet=True))
     retrained = {p.parent.name for p in (tmp_path / "teachers").glob("*/record.json")}
     assert retrained == {
         kd["config"]["teacher"],

@@ -1,3 +1,6 @@
+"""The metrics by hand: accuracy, F1 and MCC, class centroids, and CMI, Gamma and NCMI (also on
+degenerate outputs)."""
+
 import itertools
 
 import numpy as np

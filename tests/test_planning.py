@@ -1,17 +1,39 @@
 """Plans of several settings and per-task settings: from the command line and from a config file."""
 
+import json
+import textwrap
+
 import pytest
 import yaml
 
-from harness.cli import build_parser, config_tokens, plan_from_args
+from harness.cli import parse
+from tests.helpers import SMALL_DATA_FLAGS
 
 
 def _plan(loaded, argv):
-    parser = build_parser()
-    args = parser.parse_args(["run", *argv])
-    if args.config:
-        args = parser.parse_args(["run", *config_tokens(args.config, parser, "run"), *argv])
-    return plan_from_args(loaded, args, args.seeds)
+    _, opts = parse(["run", *argv])
+    return opts.plan(loaded, opts.seeds)
+
+
+def test_config_file_sets_options_and_the_command_line_wins(cli, tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(
+        textwrap.dedent("""
+        tasks: [sentiment]
+        objectives: [cmi_min]
+        seeds: [1]
+        epochs: 2
+        objective_args:
+          cmi_min: {lambda: 0.3, beta: 0.02}
+    """)
+    )
+    args = ["--config", str(path), "--epochs", "1", *SMALL_DATA_FLAGS]
+    code, _, err = cli("run", *args, "--output-dir", str(tmp_path / "o"), "--quiet")
+    assert code == 0, err
+    (record,) = (tmp_path / "o").glob("*/trials/*/record.json")
+    r = json.loads(record.read_text())
+    assert r["config"]["task"] == "sentiment" and r["config"]["epochs"] == 1  # the flag beat the file's 2
+    assert r["hparams"]["lambda"] == 0.3 and r["hparams"]["beta"] == 0.02
 
 
 def test_a_config_with_two_settings_and_per_task_settings(loaded, tmp_path):
@@ -81,7 +103,7 @@ def test_a_malformed_setting_is_refused(cli, tmp_path):
 
 def test_a_dev_subsample_is_fixed_recorded_and_reported(cli, tmp_path):
     args = ["--tasks", "nli", "--seeds", "1,2", "--epochs", "1", "--max-dev-samples", "40", "--quiet"]
-    code, _, err = cli("run", *args, "--output-dir", str(tmp_path))
+    code, _, err = cli("run", *args, "--max-train-samples", "256", "--output-dir", str(tmp_path))
     assert code == 0, err
     (run_dir,) = tmp_path.iterdir()
     from harness.report import build

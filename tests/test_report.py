@@ -146,7 +146,7 @@ def test_published_numbers_only_beside_a_matching_model(tmp_path):
 
 REPORTER = """
 from harness import hookimpl
-from harness.report import Reporter
+from harness import Reporter
 
 def write(report, out):
     out.mkdir(parents=True, exist_ok=True)

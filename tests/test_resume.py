@@ -5,16 +5,21 @@ import pytest
 from harness.planner import make_plan
 from harness.results import RECORD, read_json
 from harness.trial import run_trial
+from tests.helpers import SMALL_DATA, SMALL_DATA_FLAGS
 
 
 class Interrupt(BaseException):
     """Stands for Ctrl-C or a killed process: not an Exception, so the trial does not catch it."""
 
 
-@pytest.mark.parametrize("objective, args", [("ce", None), ("cmi_min", "cmi_min.lambda=1,cmi_min.centroids=epoch")])
+@pytest.mark.parametrize(
+    "objective, args", [("ce", None), ("cmi_min", {"cmi_min": {"lambda": "1", "centroids": "epoch"}})]
+)
 def test_interrupted_trial_resumes_to_the_same_numbers(loaded, tmp_path, objective, args):
-    plan = make_plan(loaded, "smoke", ["nli"], [objective], "tiny", [3], args, check_model=False, epochs=3)
-    config = plan.trials[0].to_dict()
+    plan = make_plan(
+        loaded, "smoke", ["nli"], [objective], "tiny", [3], args, check_model=False, epochs=3, **SMALL_DATA
+    )
+    config = plan.trials[0]
     straight = run_trial(config, tmp_path / "straight", plugins=loaded)
 
     def stop_in_third_epoch(event):
@@ -28,24 +33,23 @@ def test_interrupted_trial_resumes_to_the_same_numbers(loaded, tmp_path, objecti
     epochs_seen = []
     resumed = run_trial(config, tmp_path / "resumed", lambda e: epochs_seen.append(e.get("epoch")), plugins=loaded)
     assert set(epochs_seen) == {3}  # only the third epoch was trained again
-    assert resumed["status"] == "completed"
-    assert resumed["epochs"] == straight["epochs"]
+    assert resumed.completed
+    assert resumed.epochs == straight.epochs
     assert not (tmp_path / "resumed" / "checkpoint").exists()  # removed once the trial completed
 
 
 def test_completed_trial_is_not_run_again(loaded, tmp_path):
-    plan = make_plan(loaded, "smoke", ["sentiment"], ["ce"], "tiny", [1], check_model=False, epochs=1)
-    config = plan.trials[0].to_dict()
+    plan = make_plan(loaded, "smoke", ["sentiment"], ["ce"], "tiny", [1], check_model=False, epochs=1, **SMALL_DATA)
+    config = plan.trials[0]
     first = run_trial(config, tmp_path, plugins=loaded)
     calls = []
     again = run_trial(config, tmp_path, calls.append, plugins=loaded)
-    assert again == first == read_json(tmp_path / RECORD) and calls == []
+    assert again == first and read_json(tmp_path / RECORD) == first.to_dict() and calls == []
 
 
 def test_cli_resume_finishes_only_what_is_missing(cli, tmp_path):
-    code, out, _ = cli(
-        "run", "--tasks", "sentiment", "--seeds", "1,2", "--epochs", "1", "--output-dir", str(tmp_path), "--quiet"
-    )
+    args = ["--tasks", "sentiment", "--seeds", "1,2", "--epochs", "1", *SMALL_DATA_FLAGS]
+    code, out, _ = cli("run", *args, "--output-dir", str(tmp_path), "--quiet")
     assert code == 0
     (run_dir,) = tmp_path.iterdir()
     records = sorted(run_dir.glob("trials/*/record.json"))
@@ -66,8 +70,8 @@ def test_resume_of_a_directory_without_a_run_is_refused(cli, tmp_path):
 @pytest.fixture(scope="module")
 def interrupted(loaded, tmp_path_factory):
     """(config, the uninterrupted record, a trial directory interrupted in its third epoch)."""
-    plan = make_plan(loaded, "smoke", ["nli"], ["cmi_min"], "tiny", [5], check_model=False, epochs=3)
-    config = plan.trials[0].to_dict()
+    plan = make_plan(loaded, "smoke", ["nli"], ["cmi_min"], "tiny", [5], check_model=False, epochs=3, **SMALL_DATA)
+    config = plan.trials[0]
     root = tmp_path_factory.mktemp("damage")
     straight = run_trial(config, root / "straight", plugins=loaded)
 
@@ -111,9 +115,9 @@ def test_a_damaged_checkpoint_is_named_and_the_trial_restarts_cleanly(loaded, in
     damage(trial / "checkpoint")
     epochs_seen = []
     record = run_trial(config, trial, lambda e: epochs_seen.append(e.get("epoch")), plugins=loaded)
-    assert record["status"] == "completed" and record["epochs"] == straight["epochs"]  # never a wrong number
+    assert record.completed and record.epochs == straight.epochs  # never a wrong number
     assert set(epochs_seen) == {1, 2, 3}  # restarted from scratch
-    (note,) = [n for n in record["notes"] if "checkpoint" in n]
+    (note,) = [n for n in record.notes if "checkpoint" in n]
     assert str(trial / "checkpoint") in note and why in note
 
 
@@ -132,7 +136,7 @@ def test_a_save_killed_midway_leaves_the_last_good_checkpoint(loaded, interrupte
         (trial / "checkpoint").rename(trial / ".old-checkpoint")
     epochs_seen = []
     record = run_trial(config, trial, lambda e: epochs_seen.append(e.get("epoch")), plugins=loaded)
-    assert set(epochs_seen) == {3} and record["epochs"] == straight["epochs"]  # resumed from epoch 2's checkpoint
+    assert set(epochs_seen) == {3} and record.epochs == straight.epochs  # resumed from epoch 2's checkpoint
 
 
 @pytest.mark.parametrize("fault_seed", [0, 1, 2])
@@ -164,5 +168,5 @@ def test_a_kill_at_a_random_moment_of_a_checkpoint_write_never_costs_a_number(
         run_trial(config, tmp_path / "trial", plugins=loaded)
     monkeypatch.setattr(checkpoint, "save_file", real_save)
     record = run_trial(config, tmp_path / "trial", plugins=loaded)
-    assert record["status"] == "completed" and record["epochs"] == straight["epochs"]
+    assert record.completed and record.epochs == straight.epochs
     assert not list((tmp_path / "trial").glob(".checkpoint-*"))  # the half-written save is gone

@@ -6,6 +6,7 @@ import yaml
 from harness import search
 from harness.planner import make_plan
 from harness.tuning import best_config
+from tests.helpers import SMALL_DATA_FLAGS
 
 
 def test_specs_parse_to_typed_dimensions(tmp_path):
@@ -120,7 +121,8 @@ def test_best_config_is_a_run_config_file_that_reruns_the_trial(loaded, cli, tmp
     best = search.apply(_base(loaded), {"lr": 3e-3, "cmi_min.lambda": 0.5})
     (tmp_path / "best.yaml").write_text(yaml.safe_dump(best_config(best, None)))
     out = tmp_path / "runs"
-    code, _, err = cli("run", "--config", str(tmp_path / "best.yaml"), "--epochs", "1", "--output-dir", str(out))
+    args = ["--config", str(tmp_path / "best.yaml"), "--epochs", "1", *SMALL_DATA_FLAGS]
+    code, _, err = cli("run", *args, "--output-dir", str(out))
     assert code == 0, err
     (record,) = [yaml.safe_load(p.read_text()) for p in out.glob("*/trials/*/record.json")]
     assert record["config"]["lr"] == 3e-3 and record["config"]["objective_args"]["lambda"] == 0.5

@@ -2,18 +2,16 @@
 
 from pathlib import Path
 
-from harness.cli import build_parser, config_tokens, plan_from_args
-from tests.glue_fixture import write_glue
+from harness.cli import parse
+from tests.helpers import write_glue
 
 ROOT = Path(__file__).resolve().parents[1]
 GLUE = ("cola", "sst2", "mrpc", "qqp", "mnli", "qnli", "rte", "wnli")
 
 
 def plan_of(loaded, name: str, data_dir: Path):
-    parser = build_parser()
-    config = str(ROOT / "benchmarks" / name)
-    args = parser.parse_args(["run", *config_tokens(config, parser, "run"), "--data-dir", str(data_dir)])
-    return plan_from_args(loaded, args, args.seeds, check_model=False)
+    _, opts = parse(["run", "--config", str(ROOT / "benchmarks" / name), "--data-dir", str(data_dir)])
+    return opts.plan(loaded, opts.seeds, check_model=False)
 
 
 def test_the_gpu_study_is_the_papers_setting(loaded, tmp_path):

@@ -3,7 +3,7 @@
 import pytest
 
 from harness.results import trial_records
-from tests.tensorboard_events import tensorboard_scalars
+from tests.helpers import SMALL_DATA_FLAGS, tensorboard_scalars
 
 
 @pytest.fixture(scope="module")
@@ -12,7 +12,7 @@ def tracked(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("tracked")
     args = ["run", "--tasks", "sentiment", "--objectives", "ce,cmi_min", "--seeds", "1", "--epochs", "2"]
-    assert main([*args, "--tracker", "tensorboard,mlflow", "--output-dir", str(out), "--quiet"]) == 0
+    assert main([*args, *SMALL_DATA_FLAGS, "--tracker", "tensorboard,mlflow", "--output-dir", str(out), "--quiet"]) == 0
     run_dir = next(p for p in out.iterdir() if p.is_dir())
     return out, run_dir, {r["config"]["objective"]: r for r in trial_records(run_dir)}
 
@@ -50,7 +50,7 @@ def test_trackers_do_not_change_trial_ids_or_numbers(tracked, tmp_path):
 
     _, _, records = tracked
     args = ["run", "--tasks", "sentiment", "--objectives", "ce", "--seeds", "1", "--epochs", "2", "--quiet"]
-    assert main([*args, "--output-dir", str(tmp_path)]) == 0
+    assert main([*args, *SMALL_DATA_FLAGS, "--output-dir", str(tmp_path)]) == 0
     (plain,) = trial_records(next(tmp_path.iterdir()))
     assert plain["trial_id"] == records["ce"]["trial_id"] and plain["epochs"] == records["ce"]["epochs"]
 

@@ -1,4 +1,5 @@
-"""Tiny-model training on the generated smoke suite: it must learn, be deterministic, and record it all."""
+"""Tiny-model training on the generated smoke suite: it must learn, be deterministic, and record it all;
+a loss that turns non-finite fails its trial clearly and the run goes on."""
 
 import json
 
@@ -8,10 +9,13 @@ import pytest
 from harness.metrics import cmi_stats, glue_metrics
 from harness.report import build
 from harness.results import read_predictions, trial_records
+from tests.helpers import SMALL_DATA_FLAGS, write_glue
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
+    """The suite's one full training run (both smoke tasks, 2 seeds, 3 epochs of 2,000 examples: about
+    30 s); the tests that read it are marked slow."""
     from harness.cli import main
 
     out = tmp_path_factory.mktemp("runs")
@@ -24,6 +28,7 @@ def _by(records, task, seed):
     return [r for r in records if r["config"]["task"] == task and r["config"]["seed"] == seed]
 
 
+@pytest.mark.slow
 def test_tiny_model_beats_chance_clearly(smoke_run):
     records = trial_records(smoke_run)
     assert len(records) == 4 and all(r["status"] == "completed" for r in records)
@@ -35,6 +40,7 @@ def test_tiny_model_beats_chance_clearly(smoke_run):
         assert losses[-1] < losses[0]
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_other_seed_other_numbers(smoke_run, tmp_path):
     from harness.cli import main
 
@@ -48,6 +54,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(smoke_run, tmp_path):
     assert [e["train_loss"] for e in other["epochs"]] != [e["train_loss"] for e in first["epochs"]]
 
 
+@pytest.mark.slow
 def test_record_holds_what_a_reader_needs(smoke_run):
     (r,) = _by(trial_records(smoke_run), "nli", 2)
     for key in (
@@ -70,6 +77,7 @@ def test_record_holds_what_a_reader_needs(smoke_run):
     assert r["data"]["train_examples"] == 2000
 
 
+@pytest.mark.slow
 def test_dev_predictions_recompute_the_recorded_metrics(smoke_run):
     for r in trial_records(smoke_run):
         trial_dir = smoke_run / "trials" / r["trial_id"]
@@ -81,9 +89,61 @@ def test_dev_predictions_recompute_the_recorded_metrics(smoke_run):
         assert got == pytest.approx(r["final"]["validation"], rel=1e-4, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_run_json_lists_the_plan(smoke_run):
     run = json.loads((smoke_run / "run.json").read_text())
     assert len(run["trials"]) == 4 and {t["config"]["task"] for t in run["trials"]} == {"sentiment", "nli"}
+
+
+NAN_PLUGIN = """
+from harness import Objective, LossOutput, hookimpl
+
+class Nan(Objective):
+    name = "nan_after_3"
+    description = "returns NaN from its fourth step on"
+    calls = 0
+    def loss(self, out):
+        import torch.nn.functional as F
+        Nan.calls += 1
+        ce = F.cross_entropy(out.logits, out.labels)
+        return LossOutput(ce * float("nan") if Nan.calls > 3 else ce)
+
+@hookimpl
+def harness_objectives():
+    return [Nan]
+"""
+
+
+def test_non_finite_loss_fails_the_trial_clearly_and_the_run_goes_on(cli, tmp_path, monkeypatch):
+    (tmp_path / "nan_plugin.py").write_text(NAN_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, out, _ = cli(
+        "--plugin",
+        "nan_plugin",
+        "run",
+        "--tasks",
+        "sentiment",
+        "--objectives",
+        "nan_after_3,ce",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        *SMALL_DATA_FLAGS,  # 8 steps an epoch: the fourth is reached
+        "--output-dir",
+        str(tmp_path / "o"),
+        "--quiet",
+    )
+    assert code == 1  # some trial failed
+    records = {
+        json.loads(p.read_text())["config"]["objective"]: json.loads(p.read_text())
+        for p in (tmp_path / "o").glob("*/trials/*/record.json")
+    }
+    bad = records["nan_after_3"]
+    assert bad["status"] == "failed"
+    assert bad["error"].startswith("non-finite loss nan (parts {}) at epoch 1, step 4; lower the learning rate")
+    assert records["ce"]["status"] == "completed"
+    assert "failed" in out
 
 
 def test_max_train_samples_is_a_fixed_subsample(tmp_path):
@@ -115,8 +175,6 @@ def test_tokenization_is_cached_on_disk(loaded):
 
 
 def test_glue_task_with_a_missing_optional_split_runs_and_says_so(cli, tmp_path):
-    from tests.glue_fixture import write_glue
-
     data = write_glue(tmp_path / "glue")
     code, out, err = cli(
         "run",
@@ -160,6 +218,7 @@ def test_glue_task_with_a_missing_optional_split_runs_and_says_so(cli, tmp_path)
     }
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch and DeepSpeed: about 12 s
 def test_a_first_run_compiles_no_deepspeed_op(tmp_path):
     """DeepSpeed's CPU shared-memory op (inference all-reduce) is never used, so never built: a fresh
     extensions directory stays empty after a trial (it cost 40 s and two compilers on a new machine)."""
@@ -170,7 +229,9 @@ def test_a_first_run_compiles_no_deepspeed_op(tmp_path):
     env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path / "ext")}
     args = ["run", "--executor", "local", "--tasks", "sentiment", "--seeds", "1", "--epochs", "1", "--quiet"]
     done = subprocess.run(
-        [sys.executable, "-m", "harness", *args, "--output-dir", str(tmp_path / "o")], env=env, capture_output=True
+        [sys.executable, "-m", "harness", *args, *SMALL_DATA_FLAGS, "--output-dir", str(tmp_path / "o")],
+        env=env,
+        capture_output=True,
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert not (tmp_path / "ext").exists() or not any((tmp_path / "ext").iterdir())

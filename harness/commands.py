@@ -1,0 +1,162 @@
+"""The commands ``run``, ``report``, ``list`` and ``env`` (``tune``: harness.tuning).
+
+Each is ``cmd_NAME(plugins, options, console) -> exit status``: ``plugins`` the loaded plugin
+manager (harness.plugins), ``options`` the merged Options (run) or the parsed arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import HarnessError
+from harness.options import Options
+from harness.rundir import RunDir, check_output_dir
+
+
+def cmd_run(plugins, opts: Options, console: Console) -> int:
+    if opts.resume:
+        run = RunDir(opts.resume)
+        plan = run.read_plan()
+        if plan.trials[0].plugins:  # the run's own --plugin modules, wherever it is resumed
+            from harness.plugins import load
+
+            plugins = load(tuple(opts.plugin) + tuple(plan.trials[0].plugins))
+        console.print(f"resuming {len(plan.trials)} trial(s) in {run}")
+        return _execute(plan, run, plugins, opts, console)
+    check_output_dir(Path(opts.output_dir))
+    plan = opts.plan(plugins, opts.seeds)
+    for note in plan.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    if opts.executor == "ray":
+        opts.ray()  # refuses a bad --address before a run directory exists
+    run = RunDir.create(Path(opts.output_dir), opts.suite)
+    run.write_plan(plan, options=opts.execution())
+    console.print(f"{len(plan.trials)} trial(s) -> {run}")
+    return _execute(plan, run, plugins, opts, console)
+
+
+def _execute(plan, run: RunDir, plugins, opts: Options, console: Console) -> int:
+    try:
+        if opts.executor == "ray":
+            from harness.ray_executor import run_ray
+
+            records = run_ray(plan, run, console, opts.ray(), opts.retrain_teachers)
+        else:
+            from harness.runner import run_local
+
+            records = run_local(plan, run, plugins, console, opts.quiet, opts.retrain_teachers, opts.retries)
+    except KeyboardInterrupt:
+        console.print(f"interrupted: `harness run --resume {run}` finishes the run from the last epoch")
+        raise
+    write_report(plugins, [run.path], run.path / "report", None, console)
+    console.print(f"records: {run}/trials/*/record.json; log: {run.log_file}", soft_wrap=True)
+    return 0 if all(r.completed for r in records) else 1
+
+
+def write_report(plugins, run_dirs: list[Path], out: Path, formats: list[str] | None, console: Console) -> None:
+    from harness.render import rich_tables
+    from harness.report import build
+
+    reporters = [plugins.reporters.get(f) for f in formats] if formats else [e.obj for e in plugins.reporters]
+    report = build(run_dirs)
+    for table in rich_tables(report):
+        console.print(table)
+    for reporter in reporters:
+        reporter.write(report, out)
+    console.print(f"report: {out}/ ({', '.join(r.name for r in reporters)})", soft_wrap=True)
+
+
+def cmd_report(plugins, args, console: Console) -> int:
+    run_dirs = [Path(d) for d in args.run_dirs]
+    for d in run_dirs:
+        if not (d / "trials").is_dir():
+            raise HarnessError(f"{d} holds no trials/ directory; give a directory that `harness run` created")
+        if (d / "search.csv").exists():  # its trials differ in hyper-parameters, not only in seed
+            raise HarnessError(
+                f"{d} is a `harness tune` run: its table is {d}/search.csv; compare objectives by running "
+                f"the best config over seeds (`harness run --config {d}/best.yaml --seeds 1,2,3`)"
+            )
+    if args.output is None and len(run_dirs) > 1:
+        raise HarnessError("several runs need --output DIR for the combined report")
+    write_report(plugins, run_dirs, Path(args.output) if args.output else run_dirs[0] / "report", args.formats, console)
+    return 0
+
+
+def cmd_list(plugins, args, console: Console) -> int:
+    if args.details:
+        return _details(plugins, console, args.details)
+    for title, entries in (
+        ("Objectives", plugins.objectives),
+        ("Models", plugins.models),
+        ("Suites", plugins.suites),
+        ("Reporters", plugins.reporters),
+        ("Trackers", plugins.trackers),
+    ):
+        t = Table(title=title, title_justify="left")
+        for col in ("name", "from", "description"):
+            t.add_column(col)
+        for e in entries:
+            t.add_row(e.name, e.source, e.description)
+        console.print(t)
+    return 0
+
+
+def _details(plugins, console: Console, name: str) -> int:
+    if name in plugins.objectives:
+        cls = plugins.objectives.get(name)
+        console.print(f"[bold]{name}[/] ({plugins.objectives.entry(name).source}): {cls.description}")
+        by_setting = cls.needs_by_setting()  # e.g. cmi_min: logits, and features too with space=features
+        shown = {key: ", ".join(sorted(needs, key=lambda n: (n != "logits", n))) for key, needs in by_setting.items()}
+        others = "; ".join(f"{key}: {needs}" for key, needs in shown.items() if key)
+        console.print(f"needs: {shown['']}" + (f" ({others})" if others else ""), soft_wrap=True)
+        t = Table("hyper-parameter", "default", "meaning", title=f"set with --objective-args {name}.KEY=VALUE")
+        for h in cls.hparams:
+            t.add_row(h.name, repr(h.default), h.help)
+        console.print(t)
+    elif name in plugins.suites:
+        suite = plugins.suites.get(name)
+        t = Table("task", "labels", "pair", "metrics", "dev splits", title=f"suite {name}: {suite.description}")
+        for task in suite.tasks:
+            t.add_row(
+                task.name,
+                ", ".join(task.label_names),
+                str(task.pair),
+                ", ".join(task.metrics),
+                ", ".join(task.dev_splits),
+            )
+        console.print(t)
+    elif name in plugins.models or name.endswith(":half") and name[: -len(":half")] in plugins.models:
+        from harness.models import resolve
+
+        spec, source = resolve(name, plugins.models), plugins.models.entry(name.removesuffix(":half")).source
+        layers = f"{spec.layers} layers" if spec.layers else "layers known once loaded"
+        console.print(
+            f"[bold]{name}[/] ({source}): {spec.description}; {layers}; defaults: {spec.defaults or 'none'}",
+            soft_wrap=True,
+        )
+    else:
+        known = plugins.objectives.names() + plugins.suites.names() + plugins.models.names()
+        raise HarnessError(f"nothing named {name!r}; known names: {', '.join(known)}")
+    return 0
+
+
+def cmd_env(plugins, args, console: Console) -> int:
+    import torch
+
+    from harness.data import cache_root
+    from harness.results import git_commit, versions
+
+    t = Table("what", "value", title="harness env")
+    for k, v in versions().items():
+        t.add_row(k, str(v))
+    t.add_row("git commit", str(git_commit()))
+    t.add_row("cuda devices", str(torch.cuda.device_count()))
+    t.add_row("torch threads", str(torch.get_num_threads()))
+    t.add_row("cache", str(cache_root()))
+    t.add_row("HARNESS_GLUE_DIR", os.environ.get("HARNESS_GLUE_DIR", "(unset: GLUE from the Hub)"))
+    console.print(t)
+    return 0

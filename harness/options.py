@@ -1,0 +1,343 @@
+"""The options of ``harness run`` and ``harness tune``, merged as data: defaults < ``--config`` YAML < command line.
+
+Every option is one field of ``Options``, with its default and (in the field's metadata) its
+converter and the commands it belongs to. A converter takes either source's form, command-line
+text or the YAML's own types (``seeds: [1, 2]`` or ``--seeds 1,2``), and the command-line parser
+uses the same converters as its ``type=``; so a value is converted once, in one way, and then
+``Options.check`` validates the whole once. ``Options.plan`` turns them into trials
+(harness.planner), ``Options.ray`` into the Ray executor's settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import os
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+Invalid = argparse.ArgumentTypeError  # a converter's refusal; the parser shows it after the flag's name
+
+
+# -- converters: command-line text or a YAML value -> the option's type ---------------------------
+
+
+def words(kind: str):
+    def convert(value: Any) -> list[str]:
+        items = value if isinstance(value, list) else str(value).split(",")
+        items = [str(s).strip() for s in items if str(s).strip()]
+        if not items:
+            raise Invalid(f"{kind}: give a comma-separated list")
+        return items
+
+    return convert
+
+
+def number(kind: type):
+    def convert(value: Any):
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise Invalid(f"{value!r} is not a {'whole number' if kind is int else 'number'}")
+        try:
+            parsed = kind(value) if isinstance(value, str) else float(value)
+        except ValueError:
+            raise Invalid(f"{value!r} is not a {'whole number' if kind is int else 'number'}") from None
+        if not math.isfinite(parsed):
+            raise Invalid(f"{value!r} is not a finite number")
+        if kind is int and parsed != int(parsed):
+            raise Invalid(f"{value!r} is not a whole number")
+        return kind(parsed)
+
+    return convert
+
+
+def seeds(value: Any) -> list[int]:
+    out = []
+    for s in words("seeds")(value if isinstance(value, list) else str(value)):
+        try:
+            out.append(int(s))
+        except ValueError:
+            raise Invalid(f"seed {s!r} is not an integer; write e.g. --seeds 1,2,3") from None
+    return out
+
+
+def confirm_seeds(value: Any) -> list[int]:
+    return [] if str(value).strip().lower() == "none" else seeds(value)
+
+
+def setting(value: Any) -> dict:
+    """``MODEL=OBJ,OBJ[@TEACHER]``, or the YAML's ``{model, objectives, teacher_model}``."""
+    if isinstance(value, dict):
+        if not {"model", "objectives"} <= set(value) or set(value) - {"model", "objectives", "teacher_model"}:
+            raise Invalid(f"each of setting: needs model and objectives (and may name teacher_model), got {value!r}")
+        model, objectives, teacher = value["model"], value["objectives"], value.get("teacher_model")
+    else:
+        model, eq, rest = str(value).partition("=")
+        objectives, _, teacher = rest.partition("@")
+        if not (eq and model.strip() and objectives.strip()):
+            raise Invalid(f"--setting {value!r}: write MODEL=OBJ,OBJ[@TEACHER], e.g. minilm-l6=ce,cmi_min")
+    return {
+        "model": str(model).strip(),
+        "objectives": words("objectives")(objectives),
+        "teacher_model": str(teacher).strip() or None if teacher else None,
+    }
+
+
+def settings(value: Any) -> list[dict]:
+    return [setting(v) for v in (value if isinstance(value, list) else [value])]
+
+
+def dotted(flag: str, form: str):
+    """``GROUP.KEY=VALUE,...`` or the YAML's ``{GROUP: {KEY: VALUE}}`` -> {group: {key: value}}. The
+    values stay as given (text, or the YAML's types); the planner checks groups, keys and values."""
+
+    def convert(value: Any) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        if isinstance(value, dict):
+            for group, kv in value.items():
+                if not isinstance(kv, dict):
+                    raise Invalid(f"{flag}: {group}: expected a mapping of KEY: VALUE, got {kv!r}")
+                out[str(group)] = {str(k): v for k, v in kv.items()}
+            return out
+        for item in filter(None, (s.strip() for s in str(value).split(","))):
+            key, eq, text = item.partition("=")
+            group, dot, name = key.partition(".")
+            if not (eq and dot and group and name):
+                raise Invalid(f"{flag} {item!r}: write {form}")
+            out.setdefault(group, {})[name] = text
+        return out
+
+    return convert
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise Invalid(f"{value!r}: expected a word or a path")
+    return str(value)
+
+
+def flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"{value!r}: expected true or false")
+    return value
+
+
+def texts(value: Any) -> list[str]:
+    return [text(v) for v in (value if isinstance(value, list) else [value])]
+
+
+RUN, TUNE, BOTH = ("run",), ("tune",), ("run", "tune")
+# How a run's trials execute: kept in its run.json, so `harness run --resume` runs them the same way.
+EXECUTION = (
+    "executor",
+    "address",
+    "storage",
+    "workers_per_trial",
+    "gpus_per_worker",
+    "max_concurrent_trials",
+    "dashboard",
+    "retries",
+)
+EXECUTORS = ("ray", "local")
+SEARCH_ALGS = ("random", "grid", "optuna")
+SCHEDULERS = ("fifo", "asha")
+
+
+def opt(default: Any = None, convert=text, commands=BOTH, factory=None):
+    meta = {"convert": convert, "commands": commands}
+    return field(default_factory=factory, metadata=meta) if factory else field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Options:
+    command: str
+    plugin: list[str] = opt(factory=list, convert=texts, commands=())  # global: before the command
+    debug: bool = opt(False, flag, commands=())
+    # what a trial is
+    suite: str = opt("smoke")
+    tasks: list[str] | None = opt(None, words("tasks"))
+    objectives: list[str] = opt(factory=lambda: ["ce"], convert=words("objectives"))
+    objective_args: dict[str, dict[str, Any]] = opt(
+        factory=dict, convert=dotted("--objective-args", "OBJECTIVE.KEY=VALUE, e.g. ce.label_smoothing=0.1")
+    )
+    model: str = opt("tiny")
+    task_args: dict[str, dict[str, Any]] = opt(
+        factory=dict, convert=dotted("--task-args", "TASK.SETTING=VALUE, e.g. rte.epochs=10")
+    )
+    teacher_model: str | None = opt(None)
+    teacher_dir: str | None = opt(None)
+    data_dir: str | None = opt(None)
+    epochs: int = opt(3, number(int))
+    lr: float | None = opt(None, number(float))
+    batch_size: int = opt(32, number(int))
+    max_seq_length: int = opt(128, number(int))
+    warmup_ratio: float = opt(0.1, number(float))
+    weight_decay: float = opt(0.01, number(float))
+    max_train_samples: int | None = opt(None, number(int))
+    max_dev_samples: int | None = opt(None, number(int))
+    zero_stage: int = opt(0, number(int))
+    precision: str = opt("fp32")
+    threads: int | None = opt(None, number(int))
+    output_dir: str = opt("runs")
+    quiet: bool = opt(False, flag)
+    tracker: list[str] = opt(factory=list, convert=words("trackers"))
+    retries: int = opt(0, number(int))
+    # where trials run (Ray)
+    address: str | None = opt(None)
+    storage: str | None = opt(None)
+    workers_per_trial: int = opt(1, number(int))
+    gpus_per_worker: float | None = opt(None, number(float))
+    max_concurrent_trials: int | None = opt(None, number(int))
+    dashboard: bool = opt(False, flag)
+    # harness run
+    seeds: list[int] = opt(factory=lambda: [1, 2, 3], convert=seeds, commands=RUN)
+    retrain_teachers: bool = opt(False, flag, commands=RUN)
+    setting: list[dict] | None = opt(None, settings, commands=RUN)
+    executor: str = opt(factory=lambda: os.environ.get("HARNESS_EXECUTOR", "ray"), commands=RUN)
+    resume: str | None = opt(None, commands=())  # command line only: a file cannot resume itself
+    # harness tune
+    search: list[str] = opt(factory=list, convert=texts, commands=TUNE)
+    search_file: str | None = opt(None, commands=TUNE)
+    search_alg: str = opt("random", commands=TUNE)
+    num_samples: int | None = opt(None, number(int), commands=TUNE)
+    scheduler: str = opt("fifo", commands=TUNE)
+    metric: str | None = opt(None, commands=TUNE)
+    seed: int = opt(1, number(int), commands=TUNE)
+    confirm_seeds: list[int] | None = opt(None, confirm_seeds, commands=TUNE)
+
+    @classmethod
+    def merge(cls, command: str, given: dict[str, Any], config: str | None = None) -> Options:
+        """Defaults < the ``config`` YAML file < ``given`` (the command line's options, already
+        converted), then checked once. Resuming, the run's own execution options take the file's place."""
+        from_file = _from_yaml(config, command) if config else {}
+        if given.get("resume"):
+            from harness.rundir import RunDir
+
+            from_file = {k: v for k, v in RunDir(given["resume"]).stored_options().items() if k in EXECUTION}
+        return cls(command=command, **{**from_file, **given}).check()
+
+    def execution(self) -> dict[str, Any]:
+        """What run.json keeps of these options (EXECUTION)."""
+        return {k: getattr(self, k) for k in EXECUTION}
+
+    def check(self) -> Options:
+        for name, ok, why in (
+            ("retries", self.retries >= 0, "must be 0 or more"),
+            ("workers-per-trial", self.workers_per_trial >= 1, "must be at least 1"),
+            ("max-concurrent-trials", (self.max_concurrent_trials or 1) >= 1, "must be at least 1"),
+            ("gpus-per-worker", (self.gpus_per_worker or 0) >= 0, "must be 0 or more"),
+            ("num-samples", self.num_samples is None or self.num_samples >= 1, "must be at least 1"),
+            ("executor", self.executor in EXECUTORS, f"must be one of {', '.join(EXECUTORS)}"),
+            ("search-alg", self.search_alg in SEARCH_ALGS, f"must be one of {', '.join(SEARCH_ALGS)}"),
+            ("scheduler", self.scheduler in SCHEDULERS, f"must be one of {', '.join(SCHEDULERS)}"),
+        ):
+            if not ok:
+                raise HarnessError(f"--{name} {getattr(self, name.replace('-', '_'))}: {why}")
+        return self
+
+    def trial_settings(self) -> dict[str, Any]:
+        """What every trial gets from these options (harness.config.TrialConfig's fields)."""
+        from harness.config import TRAINING
+
+        out = {k: getattr(self, k) for k in (*TRAINING, "zero_stage", "precision", "threads")}
+        out["data_dir"] = str(Path(self.data_dir).resolve()) if self.data_dir else None
+        out["plugins"] = tuple(self.plugin)
+        out["trackers"] = tuple(self.tracker)
+        out["tracking_dir"] = str(Path(self.output_dir).resolve()) if self.tracker else None
+        out["teacher_store"] = str(Path(self.teacher_dir or Path(self.output_dir) / "teachers").resolve())
+        return out
+
+    def plan(self, plugins, seeds: list[int], check_model: bool = True):
+        """The validated plan (harness.planner.make_plan), one per setting (``setting``, else ``model``
+        with ``objectives``), merged; each setting gets the objective arguments of its own objectives."""
+        from harness.planner import check_objective_args, make_plan, merge
+        from harness.tracking import check
+
+        check(tuple(self.tracker), plugins.trackers)
+        groups = self.setting or [
+            {"model": self.model, "objectives": self.objectives, "teacher_model": self.teacher_model}
+        ]
+        check_objective_args(self.objective_args, [o for g in groups for o in g["objectives"]])
+        return merge(
+            [
+                make_plan(
+                    plugins,
+                    self.suite,
+                    self.tasks,
+                    g["objectives"],
+                    g["model"],
+                    seeds,
+                    {o: kv for o, kv in self.objective_args.items() if o in g["objectives"]},
+                    check_model,
+                    teacher_model=g["teacher_model"],
+                    task_args=self.task_args,
+                    **self.trial_settings(),
+                )
+                for g in groups
+            ]
+        )
+
+    def ray(self):
+        """The Ray executor's settings (harness.ray_executor.RayOptions); refuses an address that does
+        not answer and a dashboard without its packages."""
+        from harness.ray_executor import RayOptions, check_address
+
+        if self.address:
+            check_address(self.address)
+        gpus = self.gpus_per_worker
+        if gpus is None:
+            import torch
+
+            gpus = 1 if torch.cuda.is_available() and not self.address else 0
+        if self.dashboard and importlib.util.find_spec("aiohttp") is None:
+            raise HarnessError("--dashboard needs Ray's dashboard packages: pip install 'ray[default]'")
+        return RayOptions(
+            address=self.address,
+            storage=self.storage,
+            workers=self.workers_per_trial,
+            gpus=gpus,
+            max_concurrent=self.max_concurrent_trials,
+            retries=self.retries,
+            quiet=self.quiet,
+            dashboard=self.dashboard,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def converter(name: str):
+    """The converter of option ``name`` (the parser's ``type=``)."""
+    return _FIELDS[name].metadata["convert"]
+
+
+def default(name: str) -> Any:
+    f = _FIELDS[name]
+    return f.default_factory() if f.default is MISSING else f.default
+
+
+def _from_yaml(path: str, command: str) -> dict[str, Any]:
+    """The options a ``--config`` file sets (long names, ``-`` or ``_``), converted; an unknown name or a
+    bad value is one HarnessError naming the file and the option."""
+    from harness.config import yaml_mapping
+
+    data = yaml_mapping(path, "--config", "a mapping of option names to values")
+    known = sorted(name for name, f in _FIELDS.items() if command in f.metadata["commands"])
+    out = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            raise HarnessError(f"--config {path}: unknown option {key!r}; known: {', '.join(known)}")
+        if value is None:
+            continue
+        try:
+            out[name] = converter(name)(value)
+        except Invalid as exc:
+            raise HarnessError(f"--config {path}: {key}: {exc}") from None
+    return out
+
+
+_FIELDS = {f.name: f for f in fields(Options) if f.name != "command"}
