@@ -20,6 +20,8 @@ import importlib.util
 import logging
 import os
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,7 +41,7 @@ from harness.rundir import RunDir, line
 log = logging.getLogger("harness")
 
 # Train V2 (function trainables that build a TorchTrainer); Tune's own console output off;
-# Ctrl-C raises KeyboardInterrupt here, so Ray is shut down and the run can be resumed.
+# Tune's SIGINT handler off: Ctrl-C is CtrlC's, which ends the run so that it can be resumed.
 RAY_ENV = {
     "RAY_TRAIN_V2_ENABLED": "1",
     "RAY_AIR_NEW_OUTPUT": "0",
@@ -294,7 +296,7 @@ def _tune(
             return read_json(Path(trial_dir) / STEP_FILE)
         return None
 
-    progress = LiveProgress(console, total, describe, outcome, opts.quiet, peek)
+    progress, interrupt = LiveProgress(console, total, describe, outcome, opts.quiet, peek), CtrlC()
     tune_config.setdefault("max_concurrent_trials", opts.max_concurrent or fits(opts, threads))
     tuner = tune.Tuner(
         tune.with_resources(_trainable, {"cpu": 0.01}),
@@ -310,11 +312,41 @@ def _tune(
             verbose=0,
             callbacks=[progress, ReleaseResources(lambda config: run.trial_dir(job_trial(config)))],
             failure_config=tune.FailureConfig(max_failures=opts.retries),
+            stop=interrupt,
         ),
     )
-    with progress:
+    with progress, interrupt.catching():
         results = tuner.fit()
     return results, progress.trials
+
+
+class CtrlC(tune.Stopper):
+    """Ctrl-C ends the Tune run at the next turn of Tune's loop (``stop_all``), and ``catching`` then
+    raises KeyboardInterrupt, so the run can be resumed. The signal's own KeyboardInterrupt can land
+    in a callback from Ray's compiled code, which swallows it: seen once, a run that trained on after
+    Ctrl-C until its last epoch."""
+
+    def __init__(self):
+        self.pressed = False
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.pressed
+
+    @contextlib.contextmanager
+    def catching(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():  # only there can Python take signals
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, lambda *_: setattr(self, "pressed", True))
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        if self.pressed:
+            raise KeyboardInterrupt
 
 
 def fits(opts: RayOptions, threads: int, resources: dict[str, float] | None = None) -> int:
