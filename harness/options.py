@@ -14,7 +14,7 @@ import argparse
 import importlib.util
 import math
 import os
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -304,9 +304,6 @@ class Options:
             quiet=self.quiet,
             dashboard=self.dashboard,
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def converter(name: str):
