@@ -163,10 +163,6 @@ class RunDir:
     def write(self, record: TrialRecord) -> None:
         record.save(self.trial_dir(record.config))
 
-    def records(self) -> list[TrialRecord]:
-        """Every record in the run's trials/ (teachers by their published copies)."""
-        return [TrialRecord.from_dict(read_json(p)) for p in sorted((self.path / "trials").glob(f"*/{RECORD}"))]
-
     def settled(
         self, cfg: TrialConfig, trials: list[TrialConfig], by_id: dict[str, TrialRecord], retrain_teachers: bool
     ) -> TrialRecord | None:
