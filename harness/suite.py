@@ -27,6 +27,18 @@ if TYPE_CHECKING:
 BINARY_ONLY = ("f1", "mcc")  # binary F1 of class 1 and the binary Matthews correlation, as GLUE scores them
 
 
+def split_from_columns(columns: dict[str, list], fingerprint: str) -> datasets.Dataset:
+    """An in-memory split built from columns, keyed by ``fingerprint`` (the suite's own, per split).
+
+    ``datasets.Dataset.from_dict`` keys a new split by pickling its whole table with dill, which
+    fails on Python 3.12 with pyarrow 26 ("Can't pickle <class 'MonthDayNano'>", seen on the GPU
+    machine); a suite already knows what identifies its data, so nothing needs hashing."""
+    import datasets
+    from datasets.table import InMemoryTable
+
+    return datasets.Dataset(InMemoryTable.from_pydict(columns), fingerprint=fingerprint)
+
+
 @dataclass(frozen=True)
 class Task:
     name: str

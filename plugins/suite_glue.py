@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness import hookimpl, hub
 from harness.errors import HarnessError
-from harness.suite import Suite, Task, TaskData
+from harness.suite import Suite, Task, TaskData, split_from_columns
 
 DATA_ENV = "HARNESS_GLUE_DIR"
 HUB_ID = "nyu-mll/glue"
@@ -217,7 +217,7 @@ def load_local(task: Task, layout: Layout, data_dir: Path) -> TaskData:
             continue
         st = path.stat()
         stamp.append(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}")
-        splits[split] = datasets.Dataset.from_dict(read_tsv(path, task, layout))
+        splits[split] = split_from_columns(read_tsv(path, task, layout), hashlib.sha256(stamp[-1].encode()).hexdigest())
     fingerprint = hashlib.sha256("|".join(stamp).encode()).hexdigest()[:16]
     return TaskData(datasets.DatasetDict(splits), fingerprint, notes)
 
@@ -248,7 +248,7 @@ def load_hub(task: Task, layout: Layout) -> TaskData:
         cols = {"idx": ds["idx"], "text_a": ds[layout.hub_columns[0]], "label": ds["label"]}
         if task.pair:
             cols["text_b"] = ds[layout.hub_columns[1]]
-        splits[split] = datasets.Dataset.from_dict({k: list(v) for k, v in cols.items()})
+        splits[split] = split_from_columns({k: list(v) for k, v in cols.items()}, ds._fingerprint)
     fingerprint = hashlib.sha256("".join(raw[s]._fingerprint for s in raw).encode()).hexdigest()[:16]
     return TaskData(datasets.DatasetDict(splits), fingerprint, notes)
 

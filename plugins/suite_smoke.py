@@ -19,7 +19,7 @@ import random
 from typing import TYPE_CHECKING
 
 from harness import hookimpl
-from harness.suite import Suite, Task, TaskData
+from harness.suite import Suite, Task, TaskData, split_from_columns
 
 from .words import ANIMALS, COLORS, FILLER, NEGATIVE, POSITIVE, SIZES, SUBJECTS
 
@@ -53,8 +53,6 @@ if TYPE_CHECKING:
 
 
 def generate(task: Task, split: str) -> datasets.Dataset:
-    import datasets
-
     make = _nli if task.pair else _sentiment
     rng = random.Random(f"{task.name}-{split}-{VERSION}")
     rows = []
@@ -66,7 +64,7 @@ def generate(task: Task, split: str) -> datasets.Dataset:
     cols = {"idx": list(range(len(rows))), "text_a": [r[0] for r in rows], "label": [r[2] for r in rows]}
     if task.pair:
         cols["text_b"] = [r[1] for r in rows]
-    return datasets.Dataset.from_dict(cols)
+    return split_from_columns(cols, f"smoke-{task.name}-{split}-{VERSION}-{NOISE}")
 
 
 def load(task: Task, data_dir=None) -> TaskData:

@@ -132,3 +132,21 @@ def test_an_unreachable_hub_is_one_line_in_seconds(cli, tmp_path, monkeypatch, a
     hub.reachable.cache_clear()
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Hub is not reachable" in err
     assert time.perf_counter() - started < 15 and not any(tmp_path.iterdir())
+
+
+def test_built_in_suites_key_their_splits_without_pickling_the_rows(loaded, tmp_path, monkeypatch):
+    """``datasets.Dataset.from_dict`` keys a split by dill-pickling its table, which fails on Python 3.12
+    with pyarrow 26 (seen on the GPU machine); the built-in suites hand their own key instead."""
+    import datasets.arrow_dataset
+
+    def refuse(dataset):
+        raise AssertionError("datasets was asked to hash a split's rows")
+
+    monkeypatch.setattr(datasets.arrow_dataset, "generate_fingerprint", refuse)
+    glue, smoke = loaded.suites.get("glue"), loaded.suites.get("smoke")
+    rte = glue.load(glue.task("rte"), write_glue(tmp_path)).splits
+    sentiment = smoke.load(smoke.task("sentiment"), None).splits
+    keys = [s._fingerprint for s in (*rte.values(), *sentiment.values())]
+    assert len(set(keys)) == len(keys) == 4
+    (tmp_path / "RTE/train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\tx\ty\tentailment\n")
+    assert glue.load(glue.task("rte"), tmp_path).splits["train"]._fingerprint != rte["train"]._fingerprint

@@ -235,3 +235,31 @@ def test_a_first_run_compiles_no_deepspeed_op(tmp_path):
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert not (tmp_path / "ext").exists() or not any((tmp_path / "ext").iterdir())
+
+
+@pytest.mark.slow  # a bf16 trial on the CPU: about 15 s
+def test_bf16_is_mixed_precision_that_learns(loaded, tmp_path):
+    """--precision bf16 keeps fp32 weights under a plain AdamW and autocasts the products to bf16, as a
+    Trainer does; DeepSpeed's bf16 weights would wrap the optimizer in one that syncs once per tensor."""
+    import torch
+
+    from harness import engine as ds_engine
+    from harness.cli import main
+    from harness.config import TrialConfig
+    from harness.models import resolve
+
+    cfg = TrialConfig(suite="smoke", task="sentiment", objective="ce", model="tiny", seed=1, precision="bf16")
+    _, model = resolve("tiny", loaded.models).load(2)
+    engine = ds_engine.build(model, cfg, 1e-3, total_steps=10)
+    assert type(engine.optimizer) is torch.optim.AdamW
+    assert {p.dtype for p in engine.module.parameters()} == {torch.float32}
+    seen = []
+    linear = next(m for m in engine.module.modules() if isinstance(m, torch.nn.Linear))
+    linear.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    engine(input_ids=torch.tensor([[2, 5, 6, 3]]))
+    assert seen == [torch.bfloat16]
+    args = ["run", "--executor", "local", "--tasks", "sentiment", "--seeds", "1", "--precision", "bf16", "--quiet"]
+    assert main([*args, "--output-dir", str(tmp_path)]) == 0
+    (record,) = trial_records(next(tmp_path.iterdir()))
+    assert record["config"]["precision"] == "bf16"
+    assert record["final"]["validation"]["accuracy"] > 0.8  # chance 0.5; labels 10% noisy
