@@ -16,6 +16,7 @@ _PUBLIC = {
     "Task": "harness.suite",
     "TaskData": "harness.suite",
     "hookimpl": "harness.hookspecs",
+    "split_from_columns": "harness.suite",
     "sum_over_ranks": "harness.engine",
 }
 

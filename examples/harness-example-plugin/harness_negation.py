@@ -11,7 +11,7 @@ import random
 
 import datasets
 
-from harness import Suite, Task, TaskData, hookimpl
+from harness import Suite, Task, TaskData, hookimpl, split_from_columns
 
 SUBJECTS = ["the film", "the plot", "this actor", "the music", "the ending", "the story"]
 VERBS = ["is", "was", "seems", "feels"]
@@ -34,7 +34,10 @@ def _split(n: int, seed: int) -> dict[str, list]:
 def load(task: Task, data_dir) -> TaskData:
     splits = {"train": _split(400, 1), "validation": _split(100, 2)}
     fingerprint = hashlib.sha256(repr(splits).encode()).hexdigest()[:16]  # changes with the content
-    return TaskData(datasets.DatasetDict({k: datasets.Dataset.from_dict(v) for k, v in splits.items()}), fingerprint)
+    # split_from_columns keys each split by our fingerprint; Dataset.from_dict would hash every row
+    # with dill, which fails on Python 3.12 with pyarrow 26
+    split = {k: split_from_columns(v, f"{fingerprint}-{k}") for k, v in splits.items()}
+    return TaskData(datasets.DatasetDict(split), fingerprint)
 
 
 @hookimpl
