@@ -21,6 +21,7 @@ from rich.console import Console
 from harness import plugins as plugin_loader
 from harness.planner import make_plan
 from harness.ray_executor import RayOptions, ray_session, run_ray
+from harness.rundir import RunDir
 from harness.runner import run_local
 
 
@@ -41,15 +42,14 @@ def main() -> None:
 
     def timed(name, fn):
         started = time.perf_counter()
-        records = fn(root / name)
+        records = fn(RunDir(root / name))
         walls[name] = time.perf_counter() - started
         if records is not None:
-            assert all(r["status"] == "completed" for r in records), [r.get("error") for r in records]
+            assert all(r.completed for r in records), [r.error for r in records]
         return records
 
-    def session_only(run_dir: Path):
-        run_dir.mkdir(parents=True)
-        with ray_session(run_dir, RayOptions(), ()):
+    def session_only(run: RunDir):
+        with ray_session(run, RayOptions(), ()):
             pass
 
     local = timed("local", lambda d: run_local(plan, d, loaded, quiet, quiet=True))
@@ -58,7 +58,7 @@ def main() -> None:
     timed("ray_concurrent", lambda d: run_ray(plan, d, quiet, RayOptions(max_concurrent=a.concurrent, quiet=True)))
 
     n = len(plan.trials)
-    in_trial = sum(r["wall_time_s"] for r in local) / n
+    in_trial = sum(r.wall_time_s for r in local) / n
     per_trial = (walls["ray_serial"] - walls["ray_session"] - walls["local"]) / n
     print(f"{n} smoke trials (tiny BERT, {a.epochs} epochs, 1 thread each) on {os.cpu_count()} cores")
     print(f"{'variant':<28}{'wall s':>9}{'per trial s':>13}{'vs local':>10}")

@@ -1,7 +1,8 @@
-"""Runs trials through Ray Tune: each Tune trial is a function trainable that builds a Ray Train
-``TorchTrainer``, whose workers each drive a DeepSpeed engine (gloo on CPU, NCCL on GPUs) and
-call the same ``run_trial`` as the local executor, so records are the same files with the same
-numbers.
+"""Runs trials through Ray Tune. Each Tune trial is a function trainable that calls the same
+``run_trial`` as the local executor, so records are the same files with the same numbers: a
+one-worker trial trains inside the Tune trial's own process, holding its CPUs and GPU; a trial of
+``--workers-per-trial`` N > 1 builds a Ray Train ``TorchTrainer`` whose N workers each drive a
+DeepSpeed engine (gloo on CPU, NCCL on GPUs).
 
 ``harness run``: teacher stages first, one Tune run per stage (a trial's teacher must exist
 before it starts), a grid over the stage's trials. ``harness tune``: the teachers, then one
@@ -47,8 +48,8 @@ RAY_ENV = {
     "RAY_AIR_NEW_OUTPUT": "0",
     "TUNE_DISABLE_SIGINT_HANDLER": "1",
     "RAY_USAGE_STATS_ENABLED": "0",
-    # Each trial starts three processes (Tune trial, Train controller, worker) at once; Ray's
-    # default of one start per core queues them and warns about it.
+    # A multi-worker trial starts a Tune trial, a Train controller and its workers at once; Ray's
+    # default of one process start per core queues them and warns about it.
     "RAY_worker_maximum_startup_concurrency": str(4 * (os.cpu_count() or 1)),
     # How often the Train controller polls its workers: it notices a finished trial within 0.5 s
     # rather than 2 s, which is most of a short trial's tear-down.
@@ -81,24 +82,19 @@ def job_trial(tune_config: dict) -> TrialConfig:
     return search.apply(base, sampled) if sampled else base
 
 
-def _worker(config: dict) -> None:
-    """Runs on every Ray Train worker; Ray has set RANK/WORLD_SIZE, so the engine joins its group."""
-    import ray.train
-
+def _train(cfg: TrialConfig, trial_dir: Path, rank: int, report_metrics: Callable[[dict], None]) -> None:
+    """One worker's part of a trial in this process: ``run_trial``, each epoch's first dev split
+    reported flat through ``report_metrics`` (``tune.report`` or ``ray.train.report``) for schedulers."""
     from harness.trial import run_trial
 
-    trial_dir = Path(config["trial_dir"])
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    rank = ray.train.get_context().get_world_rank()
-    if rank == 0:  # for ReleaseResources, should Tune stop this trial before Ray Train cleans up
-        (trial_dir / PLACEMENT_GROUP).write_text(ray.util.get_current_placement_group().id.hex())
     log = os.open(trial_dir / f"worker-{rank}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(log, 1)  # this process runs one trial: its output (DeepSpeed, warnings) goes to the trial
+    os.dup2(log, 1)  # this process runs one trial at a time: its output (DeepSpeed, warnings) goes to the trial
     os.dup2(log, 2)
+    os.close(log)
 
-    def report(epoch: dict, primary: str) -> None:  # the first dev split's metrics, flat, for schedulers
+    def report(epoch: dict, primary: str) -> None:
         split, dev = TrialRecord.dev_of(epoch)
-        ray.train.report(
+        report_metrics(
             {
                 "epoch": epoch["epoch"],
                 "train_loss": epoch["train_loss"],
@@ -121,12 +117,26 @@ def _worker(config: dict) -> None:
             written = time.monotonic()
             write_json(trial_dir / STEP_FILE, {k: event[k] for k in ("epoch", "step", "total_steps", "loss")})
 
-    record = run_trial(TrialConfig.from_dict(config["trial"]), trial_dir, progress)
+    record = run_trial(cfg, trial_dir, progress)
     (trial_dir / STEP_FILE).unlink(missing_ok=True)
     if not record.completed:  # Tune counts it as an error (and retries it, if asked)
         raise TrialFailed(record.error or record.status)
-    for epoch in [] if reported else record.epochs:  # completed earlier (a repeated sample): Tune sees it
+    if not reported:  # completed earlier (a repeated sample): Tune sees its epochs all the same
+        print(f"{cfg.trial_id()} completed earlier: its record's epochs are reported, not retrained", flush=True)
+    for epoch in [] if reported else record.epochs:
         report(epoch, record.primary_metric)
+
+
+def _worker(config: dict) -> None:
+    """A Ray Train worker of a multi-worker trial; Ray has set RANK/WORLD_SIZE, so the engine joins its group."""
+    import ray.train
+
+    trial_dir = Path(config["trial_dir"])
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    rank = ray.train.get_context().get_world_rank()
+    if rank == 0:  # for ReleaseResources, should Tune stop this trial before Ray Train cleans up
+        (trial_dir / PLACEMENT_GROUP).write_text(ray.util.get_current_placement_group().id.hex())
+    _train(TrialConfig.from_dict(config["trial"]), trial_dir, rank, ray.train.report)
 
 
 class ReleaseResources(tune.Callback):
@@ -162,14 +172,26 @@ class ReleaseResources(tune.Callback):
 
 
 def _trainable(tune_config: dict) -> None:
-    """The Tune trial: builds and runs the TorchTrainer of one harness trial."""
+    """The Tune trial. With one worker (the common case) it trains in its own process, holding the
+    trial's CPUs and GPU (``_resources``): no Ray Train controller, no worker actor, one import of
+    torch. With several it builds the Ray Train ``TorchTrainer`` of DeepSpeed workers."""
+    job, cfg = tune_config["job"], job_trial(tune_config)
+    trial_dir = RunDir(job["run_dir"]).trial_dir(cfg)
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    with open(trial_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a search that draws the same config twice trains it once
+        if job["workers"] == 1:
+            _train(cfg, trial_dir, 0, tune.report)
+        else:
+            _torch_trainer(job, cfg, trial_dir).fit()
+
+
+def _torch_trainer(job: dict, cfg: TrialConfig, trial_dir: Path):
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    job, cfg = tune_config["job"], job_trial(tune_config)
-    trial_dir = RunDir(job["run_dir"]).trial_dir(cfg)
-    trainer = TorchTrainer(
+    return TorchTrainer(
         _worker,
         train_loop_config={"trial": cfg.to_dict(), "trial_dir": str(trial_dir)},
         scaling_config=ScalingConfig(
@@ -179,10 +201,15 @@ def _trainable(tune_config: dict) -> None:
         ),
         run_config=RunConfig(name=cfg.trial_id(), storage_path=job["storage"], callbacks=[TuneReportCallback()]),
     )
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    with open(trial_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a search that draws the same config twice trains it once
-        trainer.fit()
+
+
+def _resources(tune_config: dict) -> tune.PlacementGroupFactory:
+    """What a Tune trial holds: a one-worker trial its worker's CPUs and GPU; a multi-worker trial's
+    driver 0.01 CPU while it waits for its workers, who reserve their own."""
+    job, cfg = tune_config["job"], job_trial(tune_config)
+    if job["workers"] == 1:
+        return tune.PlacementGroupFactory([{"CPU": cfg.threads or 1, "GPU": job["gpus"]}])
+    return tune.PlacementGroupFactory([{"CPU": 0.01}])
 
 
 def stages(trials: list[TrialConfig]) -> list[list[TrialConfig]]:
@@ -235,9 +262,10 @@ def ray_session(run: RunDir, opts: RayOptions, plugins: tuple[str, ...]) -> Iter
     RUN_DIR/run.log, with the harness's own log), shut down on the way out, also on Ctrl-C."""
     import ray
 
-    # A local Ray gets one logical CPU more than the machine has: each Tune trial's driver holds
-    # 0.01 CPU while it only waits for its workers, who reserve --threads CPUs each.
-    local = {"num_cpus": (os.cpu_count() or 1) + 1, "include_dashboard": opts.dashboard, "dashboard_host": "127.0.0.1"}
+    # With several workers per trial a local Ray gets one logical CPU more than the machine has:
+    # each Tune trial's driver holds 0.01 CPU while it only waits for its workers.
+    cpus = (os.cpu_count() or 1) + (opts.workers > 1)
+    local = {"num_cpus": cpus, "include_dashboard": opts.dashboard, "dashboard_host": "127.0.0.1"}
     if opts.address:
         check_address(opts.address)
     run.path.mkdir(parents=True, exist_ok=True)
@@ -299,11 +327,14 @@ def _tune(
     progress, interrupt = LiveProgress(console, total, describe, outcome, opts.quiet, peek), CtrlC()
     tune_config.setdefault("max_concurrent_trials", opts.max_concurrent or fits(opts, threads))
     tuner = tune.Tuner(
-        tune.with_resources(_trainable, {"cpu": 0.01}),
+        tune.with_resources(_trainable, _resources),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             trial_name_creator=lambda t: job_trial(t.config).trial_id(),
             trial_dirname_creator=lambda t: f"{job_trial(t.config).trial_id()}-{t.trial_id}",
+            # a one-worker trial's process, torch imported, takes the next trial of the same
+            # resources, as the local executor's one process takes every trial
+            reuse_actors=opts.workers == 1,
             **tune_config,
         ),
         run_config=tune.RunConfig(
@@ -351,8 +382,8 @@ class CtrlC(tune.Stopper):
 
 def fits(opts: RayOptions, threads: int, resources: dict[str, float] | None = None) -> int:
     """How many trials of ``threads`` CPUs per worker the cluster runs at once (at least one): the
-    default of --max-concurrent-trials. Without it Tune starts every trial of a stage at once, each
-    holding its 0.01 CPU while its workers wait: a 180-trial study started 72 Ray processes on 2 cores."""
+    default of --max-concurrent-trials. Without it Tune starts every multi-worker trial of a stage at
+    once, each holding its 0.01 CPU while its workers wait (72 Ray processes on 2 cores, seen)."""
     import ray
 
     resources = resources if resources is not None else ray.cluster_resources()

@@ -1,5 +1,5 @@
-"""The Ray path: each trial a Ray Tune trial running a Ray Train TorchTrainer of DeepSpeed workers,
-on a local Ray of this machine's CPUs (2 on CI)."""
+"""The Ray path: each trial a Ray Tune trial that trains in its own process (one worker) or runs a Ray
+Train TorchTrainer of DeepSpeed workers (several), on a local Ray of this machine's CPUs (2 on CI)."""
 
 import signal
 import subprocess
@@ -125,10 +125,12 @@ def test_two_ray_workers_follow_the_one_worker_loss_curve(loaded, tmp_path, monk
     assert (tmp_path / "two" / "trials" / two["trial_id"] / "worker-1.log").exists()
 
 
-def test_asha_stops_a_poor_trial_early_and_the_best_config_is_saved(cli, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_asha_stops_a_poor_trial_early_and_the_best_config_is_saved(cli, tmp_path, workers):
     code, out, err = cli(
         "tune", "--tasks", "sentiment", "--search", "lr=grid:2e-3,1e-7", "--scheduler", "asha", "--epochs", "3",
         "--threads", "1", "--max-concurrent-trials", "1", "--output-dir", str(tmp_path), "--confirm-seeds", "2,3",
+        "--workers-per-trial", str(workers),
     )  # fmt: skip
     assert code == 0, err
     (run_dir,) = tmp_path.iterdir()
@@ -149,10 +151,11 @@ def test_asha_stops_a_poor_trial_early_and_the_best_config_is_saved(cli, tmp_pat
     assert (run_dir / "confirm" / "report" / "report.md").exists()
     stopped = read_json(next(p for p in run_dir.glob("trials/*/record.json") if read_json(p)["status"] == "stopped"))
     assert [e["epoch"] for e in stopped["epochs"]] == [1] and "accuracy" in stopped["epochs"][0]["validation"]
-    # Tune killed the stopped trial's Train controller, so the harness released its workers' CPU
-    # (else later trials would wait for it forever)
+    # A one-worker trial holds its CPU in the Tune trial itself, which Tune frees; with two workers Tune
+    # killed the stopped trial's Train controller, so the harness released its workers' CPU (else
+    # later trials would wait for it forever)
     released = [line for line in (run_dir / "run.log").read_text().splitlines() if "released the placement" in line]
-    assert any(stopped["trial_id"] in line for line in released)
+    assert any(stopped["trial_id"] in line for line in released) == (workers == 2)
 
 
 AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")  # poll for their raylet; gone a minute or two later
@@ -250,8 +253,10 @@ def test_a_config_drawn_twice_is_trained_once(cli, tmp_path):
     assert len(list(run_dir.glob("ray/search/*/result.json"))) == 2  # two Tune trials, one harness trial
     log = (run_dir / "run.log").read_text()
     assert log.count(": epoch 1, accuracy") == 2  # the second reads the first's record and reports it
+    reports = [read_json(p) for p in run_dir.glob("ray/search/*/result.json")]  # one line each: one epoch
+    assert len({r["score"] for r in reports}) == 1
     (worker_log,) = run_dir.glob("trials/*/worker-0.log")
-    assert worker_log.read_text().count("Reporting training result 1") == 2
+    assert worker_log.read_text().count("completed earlier: its record's epochs are reported") == 1
 
 
 def test_without_address_the_harness_starts_a_ray_of_its_own_whatever_ray_address_says(cli, tmp_path, monkeypatch):
