@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -98,6 +99,15 @@ def time_side(side: str, spec: dict) -> float:
     return _rate(stamps, spec["warmup"], batch)
 
 
+LAUNCHER_VARIABLES = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def _single_process_env() -> dict[str, str]:
+    """This environment without a distributed launcher's variables: a caller that has joined a process
+    group (the harness sets LOCAL_RANK) must not make the Trainer's accelerate expect a launch."""
+    return {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
+
+
 def rounds(spec: dict, count: int, label: str) -> list[float]:
     """``count`` rounds of Trainer then harness, each in a fresh subprocess; prints each round and the
     median and range of the ratio harness / Trainer; returns the ratios."""
@@ -106,7 +116,7 @@ def rounds(spec: dict, count: int, label: str) -> list[float]:
         rates = {}
         for side in ("trainer", "harness"):
             cmd = [sys.executable, __file__, side, json.dumps(spec)]
-            done = subprocess.run(cmd, capture_output=True, text=True)
+            done = subprocess.run(cmd, capture_output=True, text=True, env=_single_process_env())
             if done.returncode != 0:
                 raise SystemExit(f"{side} side failed:\n{done.stderr[-3000:]}")
             rates[side] = json.loads(done.stdout.strip().splitlines()[-1])

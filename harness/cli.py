@@ -159,7 +159,7 @@ def _trial_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--suite", help="suite to run (default: smoke; see `harness list`)")
     p.add_argument("--tasks", type=converter("tasks"), help="comma-separated tasks of the suite (default: all)")
-    p.add_argument("--objectives", type=converter("objectives"), help="comma-separated (default: ce)")
+    p.add_argument("--objectives", type=converter("objectives"), help="comma-separated (default: ce,cmi_min; tune: ce)")
     p.add_argument(
         "--objective-args",
         metavar="OBJ.KEY=V,...",

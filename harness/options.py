@@ -151,6 +151,9 @@ def opt(default: Any = None, convert=text, commands=BOTH, factory=None):
     return field(default_factory=factory, metadata=meta) if factory else field(default=default, metadata=meta)
 
 
+COMMAND_DEFAULTS = {"tune": {"objectives": ["ce"]}}  # where a command's default differs from the field's
+
+
 @dataclass(frozen=True)
 class Options:
     command: str
@@ -159,7 +162,8 @@ class Options:
     # what a trial is
     suite: str = opt("smoke")
     tasks: list[str] | None = opt(None, words("tasks"))
-    objectives: list[str] = opt(factory=lambda: ["ce"], convert=words("objectives"))
+    # `harness run` compares the mission's two by default; `harness tune` searches one (COMMAND_DEFAULTS)
+    objectives: list[str] = opt(factory=lambda: ["ce", "cmi_min"], convert=words("objectives"))
     objective_args: dict[str, dict[str, Any]] = opt(
         factory=dict, convert=dotted("--objective-args", "OBJECTIVE.KEY=VALUE, e.g. ce.label_smoothing=0.1")
     )
@@ -217,7 +221,7 @@ class Options:
             from harness.rundir import RunDir
 
             from_file = {k: v for k, v in RunDir(given["resume"]).stored_options().items() if k in EXECUTION}
-        return cls(command=command, **{**from_file, **given}).check()
+        return cls(command=command, **{**COMMAND_DEFAULTS.get(command, {}), **from_file, **given}).check()
 
     def execution(self) -> dict[str, Any]:
         """What run.json keeps of these options (EXECUTION)."""

@@ -25,7 +25,10 @@ from .words import ANIMALS, COLORS, FILLER, NEGATIVE, POSITIVE, SIZES, SUBJECTS
 
 SIZES_BY_SPLIT = {"train": 2000, "validation": 400}
 NOISE = 0.1
-VERSION = 2  # bump when the generator changes, to invalidate caches
+NEGATED = 0.3  # of sentiment clauses: "not" and a word of the other polarity
+CONTRAST = 0.3  # of sentiment sentences: "X but Y", where Y decides
+NLI_COLORS = 4  # few enough that the colour pairs are learnt within the demo's epochs, unevenly over seeds
+VERSION = 3  # seeds the generator
 
 TASKS = (
     Task("sentiment", ("negative", "positive"), pair=False, metrics=("accuracy",)),
@@ -33,23 +36,40 @@ TASKS = (
 )
 
 
+def _clause(rng: random.Random, polarity: int) -> list[str]:
+    """Filler words around one sentiment word of ``polarity``, or around "not" and a word of the other."""
+    negated = rng.random() < NEGATED
+    word = rng.choice(POSITIVE if polarity != negated else NEGATIVE)
+    words = rng.sample(FILLER, rng.randint(0, 2))
+    words.insert(rng.randrange(len(words) + 1), f"not {word}" if negated else word)
+    return words
+
+
 def _sentiment(rng: random.Random) -> tuple[str, str | None, int]:
     label = rng.randrange(2)
-    word = rng.choice(POSITIVE if label else NEGATIVE)
-    words = rng.sample(FILLER, rng.randint(1, 4))
-    words.insert(rng.randrange(len(words) + 1), word)
+    words = _clause(rng, label)
+    if rng.random() < CONTRAST:  # "X but Y": the clause after "but" decides
+        words = [*_clause(rng, 1 - label), "but", *words]
     return f"{rng.choice(SUBJECTS)} {' '.join(words)}", None, label
 
 
 def _nli(rng: random.Random) -> tuple[str, str | None, int]:
-    animal, color = rng.choice(ANIMALS), rng.choice(COLORS)
+    animal, (color, other) = rng.choice(ANIMALS), rng.sample(COLORS[:NLI_COLORS], 2)
     label = rng.randrange(3)
-    hypothesis = [f"the {animal} is {color}", f"the {animal} is {rng.choice(SIZES)}", f"the {animal} is not {color}"]
+    hypothesis = [
+        f"the {animal} is {color}",
+        f"the {animal} is {rng.choice(SIZES)}",
+        rng.choice([f"the {animal} is not {color}", f"the {animal} is {other}"]),  # needs the colours compared
+    ]
     return f"the {animal} is {color}", hypothesis[label], label
 
 
 if TYPE_CHECKING:
     import datasets
+
+
+def _content_hash(value) -> str:
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
 
 
 def generate(task: Task, split: str) -> datasets.Dataset:
@@ -64,15 +84,15 @@ def generate(task: Task, split: str) -> datasets.Dataset:
     cols = {"idx": list(range(len(rows))), "text_a": [r[0] for r in rows], "label": [r[2] for r in rows]}
     if task.pair:
         cols["text_b"] = [r[1] for r in rows]
-    return split_from_columns(cols, f"smoke-{task.name}-{split}-{VERSION}-{NOISE}")
+    return split_from_columns(cols, _content_hash(cols))
 
 
 def load(task: Task, data_dir=None) -> TaskData:
     import datasets
 
     splits = datasets.DatasetDict({s: generate(task, s) for s in SIZES_BY_SPLIT})
-    fingerprint = hashlib.sha256(f"smoke-{task.name}-{VERSION}-{SIZES_BY_SPLIT}-{NOISE}".encode()).hexdigest()[:16]
-    return TaskData(splits, fingerprint)
+    # of the generated rows themselves: any change to the generator reaches the tokenization cache
+    return TaskData(splits, _content_hash({name: split._fingerprint for name, split in splits.items()}))
 
 
 @hookimpl

@@ -19,8 +19,8 @@ ANIMALS = ["cat", "dog", "horse", "bird", "fish", "cow", "fox", "mouse"]
 COLORS = ["red", "blue", "green", "black", "white", "brown", "grey", "yellow"]
 SIZES = ["big", "small", "old", "young", "fast", "slow"]
 
-# Every word above once, sorted, plus the sentence frames' "the", "is" and "not".
+# Every word above once, sorted, plus the sentence frames' "the", "is", "not", "and" and "but".
 VOCABULARY = sorted(
     {w for phrase in POSITIVE + NEGATIVE + SUBJECTS + FILLER + ANIMALS + COLORS + SIZES for w in phrase.split()}
-    | {"the", "is", "not"}
+    | {"the", "is", "not", "and", "but"}
 )

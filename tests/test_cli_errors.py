@@ -95,7 +95,7 @@ CASES = {
         r"cmi_min\.beta='nan': must be a finite number",
     ),
     "cli: hparam of an objective not run": (
-        lambda t: ("run", "--objective-args", "cmi_min.lambda=0.1"),
+        lambda t: ("run", "--objectives", "ce", "--objective-args", "cmi_min.lambda=0.1"),
         r"'cmi_min' is not among --objectives",
     ),
     "cli: tune zero samples": (

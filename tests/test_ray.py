@@ -174,7 +174,8 @@ def _ray_processes(pids: set[int], agents: bool = True) -> list[psutil.Process]:
 
 
 def _start(tmp_path: Path, *args: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "harness", "run", "--executor", "ray", "--tasks", "sentiment", "--threads", "1"]
+    cmd = [sys.executable, "-m", "harness", "run", "--executor", "ray", "--tasks", "sentiment", "--objectives", "ce"]
+    cmd += ["--threads", "1"]
     return subprocess.Popen(
         [*cmd, *args, "--output-dir", str(tmp_path), "--quiet"],
         stdout=subprocess.PIPE,
@@ -262,7 +263,8 @@ def test_a_config_drawn_twice_is_trained_once(cli, tmp_path):
 def test_without_address_the_harness_starts_a_ray_of_its_own_whatever_ray_address_says(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")  # someone else's (here: nobody's) cluster
     code, out, err = cli(
-        "run", "--executor", "ray", "--tasks", "sentiment", "--seeds", "1", "--epochs", "1", "--threads", "1",
+        "run", "--executor", "ray", "--tasks", "sentiment", "--objectives", "ce", "--seeds", "1", "--epochs", "1",
+        "--threads", "1",
         "--output-dir", str(tmp_path), "--quiet",
     )  # fmt: skip
     assert code == 0, err
@@ -272,7 +274,8 @@ def test_without_address_the_harness_starts_a_ray_of_its_own_whatever_ray_addres
 
 def test_trackers_log_from_ray_workers_too(cli, tmp_path):
     code, _, err = cli(
-        "run", "--executor", "ray", "--tasks", "sentiment", "--seeds", "1", "--epochs", "1", "--threads", "1",
+        "run", "--executor", "ray", "--tasks", "sentiment", "--objectives", "ce", "--seeds", "1", "--epochs", "1",
+        "--threads", "1",
         "--tracker", "tensorboard", "--output-dir", str(tmp_path), "--quiet",
     )  # fmt: skip
     assert code == 0, err

@@ -189,6 +189,8 @@ def test_the_example_suite_plugin_runs_end_to_end(installed, cli, tmp_path, monk
         monkeypatch,
         "--suite",
         "negation",
+        "--objectives",
+        "ce",
         "--seeds",
         "1",
         "--epochs",

@@ -48,7 +48,7 @@ def test_completed_trial_is_not_run_again(loaded, tmp_path):
 
 
 def test_cli_resume_finishes_only_what_is_missing(cli, tmp_path):
-    args = ["--tasks", "sentiment", "--seeds", "1,2", "--epochs", "1", *SMALL_DATA_FLAGS]
+    args = ["--tasks", "sentiment", "--objectives", "ce", "--seeds", "1,2", "--epochs", "1", *SMALL_DATA_FLAGS]
     code, out, _ = cli("run", *args, "--output-dir", str(tmp_path), "--quiet")
     assert code == 0
     (run_dir,) = tmp_path.iterdir()

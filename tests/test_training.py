@@ -19,7 +19,9 @@ def smoke_run(tmp_path_factory):
     from harness.cli import main
 
     out = tmp_path_factory.mktemp("runs")
-    assert main(["run", "--seeds", "1,2", "--epochs", "3", "--output-dir", str(out), "--quiet"]) == 0
+    assert (
+        main(["run", "--objectives", "ce", "--seeds", "1,2", "--epochs", "3", "--output-dir", str(out), "--quiet"]) == 0
+    )
     (run_dir,) = out.iterdir()
     return run_dir
 
@@ -44,7 +46,8 @@ def test_tiny_model_beats_chance_clearly(smoke_run):
 def test_same_seed_same_numbers_other_seed_other_numbers(smoke_run, tmp_path):
     from harness.cli import main
 
-    assert main(["run", "--tasks", "nli", "--seeds", "1", "--output-dir", str(tmp_path), "--quiet"]) == 0
+    args = ["run", "--objectives", "ce", "--tasks", "nli", "--seeds", "1"]
+    assert main([*args, "--output-dir", str(tmp_path), "--quiet"]) == 0
     (again,) = trial_records(next(tmp_path.iterdir()))
     records = trial_records(smoke_run)
     (first,) = _by(records, "nli", 1)
@@ -182,6 +185,8 @@ def test_glue_task_with_a_missing_optional_split_runs_and_says_so(cli, tmp_path)
         "glue",
         "--tasks",
         "mnli",
+        "--objectives",
+        "ce",
         "--data-dir",
         str(data),
         "--seeds",
@@ -227,9 +232,9 @@ def test_a_first_run_compiles_no_deepspeed_op(tmp_path):
     import sys
 
     env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path / "ext")}
-    args = ["run", "--executor", "local", "--tasks", "sentiment", "--seeds", "1", "--epochs", "1", "--quiet"]
+    args = ["run", "--executor", "local", "--tasks", "sentiment", "--objectives", "ce", "--seeds", "1", "--epochs", "1"]
     done = subprocess.run(
-        [sys.executable, "-m", "harness", *args, *SMALL_DATA_FLAGS, "--output-dir", str(tmp_path / "o")],
+        [sys.executable, "-m", "harness", *args, *SMALL_DATA_FLAGS, "--quiet", "--output-dir", str(tmp_path / "o")],
         env=env,
         capture_output=True,
     )
@@ -258,8 +263,20 @@ def test_bf16_is_mixed_precision_that_learns(loaded, tmp_path):
     linear.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
     engine(input_ids=torch.tensor([[2, 5, 6, 3]]))
     assert seen == [torch.bfloat16]
-    args = ["run", "--executor", "local", "--tasks", "sentiment", "--seeds", "1", "--precision", "bf16", "--quiet"]
-    assert main([*args, "--output-dir", str(tmp_path)]) == 0
+    args = [
+        "run",
+        "--executor",
+        "local",
+        "--tasks",
+        "sentiment",
+        "--objectives",
+        "ce",
+        "--seeds",
+        "1",
+        "--precision",
+        "bf16",
+    ]
+    assert main([*args, "--quiet", "--output-dir", str(tmp_path)]) == 0
     (record,) = trial_records(next(tmp_path.iterdir()))
     assert record["config"]["precision"] == "bf16"
     assert record["final"]["validation"]["accuracy"] > 0.8  # chance 0.5; labels 10% noisy
