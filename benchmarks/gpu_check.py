@@ -42,19 +42,8 @@ def save_model(directory: Path, shape: dict) -> None:
 def learn(model_dir: Path, out: Path, precision: str, epochs: int, threads: int, lr: float) -> dict:
     """The harness end to end (local executor): the record of one sentiment trial."""
     args = [
-        *(
-            "run",
-            "--executor",
-            "local",
-            "--suite",
-            "smoke",
-            "--tasks",
-            "sentiment",
-            "--objectives",
-            "ce",
-            "--seeds",
-            "1",
-        ),
+        *("run", "--executor", "local", "--suite", "smoke", "--tasks", "sentiment"),
+        *("--objectives", "ce", "--seeds", "1"),
         *("--model", str(model_dir), "--precision", precision, "--epochs", str(epochs), "--lr", str(lr)),
         *("--threads", str(threads), "--output-dir", str(out), "--quiet"),
     ]

@@ -263,19 +263,8 @@ def test_bf16_is_mixed_precision_that_learns(loaded, tmp_path):
     linear.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
     engine(input_ids=torch.tensor([[2, 5, 6, 3]]))
     assert seen == [torch.bfloat16]
-    args = [
-        "run",
-        "--executor",
-        "local",
-        "--tasks",
-        "sentiment",
-        "--objectives",
-        "ce",
-        "--seeds",
-        "1",
-        "--precision",
-        "bf16",
-    ]
+    args = ["run", "--executor", "local", "--tasks", "sentiment", "--objectives", "ce", "--seeds", "1"]
+    args += ["--precision", "bf16"]
     assert main([*args, "--quiet", "--output-dir", str(tmp_path)]) == 0
     (record,) = trial_records(next(tmp_path.iterdir()))
     assert record["config"]["precision"] == "bf16"
