@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import tempfile
@@ -46,6 +47,16 @@ def init_process_group() -> None:
         rank=0,
         world_size=1,
     )
+    # ours, so ours to close: left to interpreter shutdown, the group's threads can abort the
+    # process after its work is done ("terminate called without an active exception", seen in CI)
+    atexit.register(_close_process_group)
+
+
+def _close_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def world() -> tuple[int, int]:

@@ -269,3 +269,22 @@ def test_bf16_is_mixed_precision_that_learns(loaded, tmp_path):
     (record,) = trial_records(next(tmp_path.iterdir()))
     assert record["config"]["precision"] == "bf16"
     assert record["final"]["validation"]["accuracy"] > 0.8  # chance 0.5; labels 10% noisy
+
+
+@pytest.mark.slow  # a fresh interpreter that imports torch and DeepSpeed: about 10 s
+def test_the_harness_closes_the_process_group_it_opened_before_exit():
+    """A 1-process group the harness opened is destroyed at exit, before interpreter shutdown could
+    abort the process from one of its threads (seen once in CI: a benchmark's side exited 134)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import atexit, torch.distributed as dist\n"
+        "atexit.register(lambda: print('open at exit:', dist.is_initialized()))  # runs after the harness's\n"
+        "from harness.engine import init_process_group\n"
+        "init_process_group()\n"
+        "print('open:', dist.is_initialized())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "open: True" in done.stdout and "open at exit: False" in done.stdout, done.stdout
