@@ -1,5 +1,5 @@
 """The ``harness`` command line: the parser, and ``main``, which merges a command's options
-(harness.options), loads the plugins and calls the command (harness.commands, harness.tuning)."""
+(harness.options), loads the plugins and calls the command (harness.commands, harness.search)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ EPILOG = """examples:
   harness tune --suite glue --tasks rte --objectives cmi_min --model minilm-l6 --data-dir ../shared/glue \\
       --search lr=loguniform:1e-5:1e-4 --search cmi_min.lambda=choice:0.01,0.1,0.5 --scheduler asha
   harness run --resume runs/RUN_DIR        # finish an interrupted run
+  harness tune --resume runs/RUN_DIR       # continue an interrupted search
   harness report runs/RUN_DIR              # rebuild a run's comparison report
   harness list                             # objectives, models, suites, reporters, with their packages
   harness list --details cmi_min           # one entry's hyper-parameters or tasks
@@ -122,6 +123,13 @@ def build_parser() -> Parser:
         "own score chose it on the same dev set (default: the three seeds after --seed; none: skip)",
     )
     _ray_options(t)
+    t.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a search whose driver stopped (Tune restores its searcher, scheduler and trials; "
+        "completed trials are not trained again), then its confirmation; Ray's options may be given "
+        "again, the search's own options are its run.json's",
+    )
 
     rp = sub.add_parser(
         "report",
@@ -140,7 +148,7 @@ def build_parser() -> Parser:
     env = sub.add_parser("env", help="show versions, devices and the data cache")
     for parser, module, func in (
         (r, "harness.commands", "cmd_run"),
-        (t, "harness.tuning", "cmd_tune"),
+        (t, "harness.search", "cmd_tune"),
         (rp, "harness.commands", "cmd_report"),
         (ls, "harness.commands", "cmd_list"),
         (env, "harness.commands", "cmd_env"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,13 @@ class TrialConfig:
         d["plugins"] = tuple(d.get("plugins", ()))
         d["trackers"] = tuple(d.get("trackers", ()))
         return cls(**d)
+
+    def with_values(self, values: dict[str, Any]) -> TrialConfig:
+        """This config with ``values`` set, ``OBJECTIVE.HPARAM`` keys into objective_args (a search's draw)."""
+        settings = {k: v for k, v in values.items() if "." not in k}
+        args = dict(self.objective_args)
+        args.update({k.partition(".")[2]: v for k, v in values.items() if "." in k})
+        return replace(self, objective_args=args, **settings)
 
     def trial_id(self) -> str:
         """Readable and unique: task, objective, seed, and a hash of the whole config."""

@@ -141,6 +141,8 @@ EXECUTION = (
     "dashboard",
     "retries",
 )
+# What the command line may still set when resuming; everything else is the run's own.
+RESUMING = (*EXECUTION, "resume", "quiet", "plugin", "debug")
 EXECUTORS = ("ray", "local")
 SEARCH_ALGS = ("random", "grid", "optuna")
 SCHEDULERS = ("fifo", "asha")
@@ -201,7 +203,7 @@ class Options:
     retrain_teachers: bool = opt(False, flag, commands=RUN)
     setting: list[dict] | None = opt(None, settings, commands=RUN)
     executor: str = opt(factory=lambda: os.environ.get("HARNESS_EXECUTOR", "ray"), commands=RUN)
-    resume: str | None = opt(None, commands=())  # command line only: a file cannot resume itself
+    resume: str | None = opt(None, commands=())  # run and tune, command line only: a file cannot resume itself
     # harness tune
     search: list[str] = opt(factory=list, convert=texts, commands=TUNE)
     search_file: str | None = opt(None, commands=TUNE)
@@ -220,12 +222,21 @@ class Options:
         if given.get("resume"):
             from harness.rundir import RunDir
 
-            from_file = {k: v for k, v in RunDir(given["resume"]).stored_options().items() if k in EXECUTION}
+            from_file = {k: v for k, v in RunDir(given["resume"]).stored_options().items() if k in _FIELDS}
+            given = {k: v for k, v in given.items() if k in RESUMING}
         return cls(command=command, **{**COMMAND_DEFAULTS.get(command, {}), **from_file, **given}).check()
 
     def execution(self) -> dict[str, Any]:
-        """What run.json keeps of these options (EXECUTION)."""
+        """What a run's run.json keeps of these options (EXECUTION)."""
         return {k: getattr(self, k) for k in EXECUTION}
+
+    def stored_search(self) -> dict[str, Any]:
+        """What a search's run.json keeps: every option of ``harness tune``, paths made absolute, so
+        that ``harness tune --resume`` continues the same search from anywhere."""
+        kept = {k: getattr(self, k) for k, f in _FIELDS.items() if "tune" in f.metadata["commands"]}
+        for key in ("output_dir", "data_dir", "teacher_dir"):
+            kept[key] = str(Path(kept[key]).resolve()) if kept[key] else None
+        return kept
 
     def check(self) -> Options:
         for name, ok, why in (

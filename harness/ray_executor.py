@@ -32,7 +32,7 @@ from typing import Any
 from ray import tune
 from rich.console import Console
 
-from harness import checkpoint, search
+from harness import checkpoint
 from harness.config import Plan, TrialConfig
 from harness.errors import HarnessError, TrialFailed
 from harness.record import TrialRecord
@@ -79,7 +79,7 @@ def job_trial(tune_config: dict) -> TrialConfig:
     """The harness trial of a Tune trial: the job's config with the sampled values applied."""
     base = TrialConfig.from_dict(tune_config["job"]["trial"])
     sampled = {k: v for k, v in tune_config.items() if k != "job"}
-    return search.apply(base, sampled) if sampled else base
+    return base.with_values(sampled) if sampled else base
 
 
 def _train(cfg: TrialConfig, trial_dir: Path, rank: int, report_metrics: Callable[[dict], None]) -> None:
@@ -299,11 +299,13 @@ def _tune(
     opts: RayOptions,
     labels: Callable[[TrialConfig], str],
     threads: int,
+    restore: bool = False,
     **tune_config: Any,
 ):
     """One Tune run of ``_trainable`` over ``param_space`` (trials of ``threads`` CPUs per worker), with
     live progress; its ResultGrid, and the trials' states as the progress display saw them, by trial
-    directory."""
+    directory. ``restore``: continue the Tune run of this name that Ray's storage holds, if any (its
+    searcher, scheduler and trials as they were; errored and unfinished trials run again)."""
 
     from harness.live import LiveProgress
 
@@ -326,26 +328,37 @@ def _tune(
 
     progress, interrupt = LiveProgress(console, total, describe, outcome, opts.quiet, peek), CtrlC()
     tune_config.setdefault("max_concurrent_trials", opts.max_concurrent or fits(opts, threads))
-    tuner = tune.Tuner(
-        tune.with_resources(_trainable, _resources),
-        param_space=param_space,
-        tune_config=tune.TuneConfig(
-            trial_name_creator=lambda t: job_trial(t.config).trial_id(),
-            trial_dirname_creator=lambda t: f"{job_trial(t.config).trial_id()}-{t.trial_id}",
-            # a one-worker trial's process, torch imported, takes the next trial of the same
-            # resources, as the local executor's one process takes every trial
-            reuse_actors=opts.workers == 1,
-            **tune_config,
-        ),
-        run_config=tune.RunConfig(
-            name=name,
-            storage_path=_storage(run, opts),
-            verbose=0,
-            callbacks=[progress, ReleaseResources(lambda config: run.trial_dir(job_trial(config)))],
-            failure_config=tune.FailureConfig(max_failures=opts.retries),
-            stop=interrupt,
-        ),
-    )
+    trainable = tune.with_resources(_trainable, _resources)
+    callbacks = [progress, ReleaseResources(lambda config: run.trial_dir(job_trial(config)))]
+    experiment = f"{_storage(run, opts).rstrip('/')}/{name}"
+    if restore and tune.Tuner.can_restore(experiment):
+        tuner = tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=True)
+        # Tune pickled the first driver's callbacks and stopper with the experiment and takes no new
+        # ones on restore (ray-project/ray#41364: no public access to a restored run config); this
+        # driver's live display and Ctrl-C go in their place
+        restored = tuner._local_tuner.get_run_config()
+        restored.callbacks, restored.stop = callbacks, interrupt
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space,
+            tune_config=tune.TuneConfig(
+                trial_name_creator=lambda t: job_trial(t.config).trial_id(),
+                trial_dirname_creator=lambda t: f"{job_trial(t.config).trial_id()}-{t.trial_id}",
+                # a one-worker trial's process, torch imported, takes the next trial of the same
+                # resources, as the local executor's one process takes every trial
+                reuse_actors=opts.workers == 1,
+                **tune_config,
+            ),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=_storage(run, opts),
+                verbose=0,
+                callbacks=callbacks,
+                failure_config=tune.FailureConfig(max_failures=opts.retries),
+                stop=interrupt,
+            ),
+        )
     with progress, interrupt.catching():
         results = tuner.fit()
     return results, progress.trials
@@ -480,74 +493,25 @@ def run_ray(
     return [by_id[cfg.trial_id()] for cfg in plan.trials]
 
 
-@dataclass(frozen=True)
-class Search:
-    dims: list[search.Dimension]
-    metric: str  # a dev metric of the task, maximised
-    algorithm: str = "random"  # random | grid | optuna
-    scheduler: str = "fifo"  # fifo | asha
-    num_samples: int = 8
-    seed: int = 0  # of the search algorithm
-
-
 def run_search(
-    plan: Plan, spec: Search, run: RunDir, console: Console, opts: RayOptions = RayOptions()
-) -> tuple[list[TrialRecord], TrialRecord | None]:
-    """``harness tune``: the plan's teachers, then a Tune search over the plan's last trial.
-
-    Returns every searched trial's record and the best completed one (highest ``spec.metric``
-    on the first dev split at the last epoch), or None when no trial completed."""
+    plan: Plan, search, run: RunDir, console: Console, opts: RayOptions = RayOptions(), resume: bool = False
+) -> list[TrialRecord]:
+    """``harness tune`` on Ray: the plan's teachers, then one Tune run over the plan's last trial with
+    ``search``'s domains, options and labels (harness.search.Search); ``resume``: Tune's restore of
+    that run where it stopped. Every searched trial's record (a config drawn twice is one trial)."""
     *teachers, base = plan.trials
-    metric = spec.metric
     with ray_session(run, opts, base.plugins):
         by_id = _run_stages(teachers, run, console, opts, retrain_teachers=False)
         if base.teacher and not by_id[base.teacher].completed:
             raise HarnessError(f"the teacher {base.teacher} {by_id[base.teacher].status}: nothing to tune")
-        dims = search.grid_only(spec.dims) if spec.algorithm == "grid" else spec.dims
-        space = {"job": _job(base, run, opts), **{d.key: d.tune_domain() for d in dims}}
-        grid_size = 1
-        for d in dims:
-            grid_size *= len(d.values) if d.kind == "grid" else 1
-        options: dict[str, Any] = {"metric": metric, "mode": "max", "num_samples": spec.num_samples}
-        if spec.algorithm == "optuna":
-            options["search_alg"] = _optuna(spec.seed)
-        else:
-            from ray.tune.search.basic_variant import BasicVariantGenerator
-
-            # the same samples every time; max_concurrent here, as Tune ignores it for a given generator
-            limit = opts.max_concurrent or fits(opts, base.threads or 1)
-            options["search_alg"] = BasicVariantGenerator(max_concurrent=limit, random_state=spec.seed)
-            options["max_concurrent_trials"] = None
-        if spec.scheduler == "asha":
-            from ray.tune.schedulers import ASHAScheduler
-
-            # stop_last_trials=False: a trial that reaches the last epoch ends by itself, records and all
-            options["scheduler"] = ASHAScheduler(
-                max_t=base.epochs, grace_period=1, reduction_factor=2, stop_last_trials=False
-            )
-        keys = [d.key for d in dims]
-
-        def labels(cfg: TrialConfig) -> str:
-            values = search.values_of(cfg, keys)
-            return f"{cfg.task} {cfg.objective} " + search.label(values)
-
-        total, threads = grid_size * spec.num_samples, base.threads or 1
-        results, states = _tune(space, total, run, "search", console, opts, labels, threads, **options)
-    by_trial = {}  # a config drawn twice is one trial
+        space = {"job": _job(base, run, opts), **search.domains()}
+        threads = base.threads or 1
+        options = search.tune_options(base.epochs, opts.max_concurrent or fits(opts, threads))
+        results, states = _tune(
+            space, search.total(), run, "search", console, opts, search.label, threads, resume, **options
+        )
+    by_trial = {}
     for result in results:
         cfg = job_trial(result.config)
         by_trial[cfg.trial_id()] = _ended(cfg, run, states.get(str(run.trial_dir(cfg))), result)
-    records = list(by_trial.values())
-    best = max((r for r in records if r.completed), key=lambda r: r.score(metric), default=None)
-    return records, best
-
-
-def _optuna(seed: int):
-    try:
-        import optuna
-        from ray.tune.search.optuna import OptunaSearch
-    except ImportError:
-        raise HarnessError(
-            "--search-alg optuna needs Optuna: pip install 'cmi-harness[optuna]' (or use random or grid)"
-        ) from None
-    return OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed))
+    return list(by_trial.values())

@@ -27,6 +27,7 @@ from harness.errors import HarnessError
 from harness.record import Status, TrialRecord
 from harness.results import PREDICTIONS, RECORD, atomic_write, read_json, write_json
 
+NOUN = {"run": "run", "tune": "search"}
 RUN_FILE = "run.json"
 LOG_FILE = "run.log"
 log = logging.getLogger("harness")
@@ -78,27 +79,50 @@ class RunDir:
         }
         write_json(self.path / RUN_FILE, run)
 
-    def read_plan(self) -> Plan:
-        """The plan of an earlier run, for ``harness run --resume RUN_DIR``."""
-        path = self.path / RUN_FILE
-        if not path.is_file():
-            raise HarnessError(f"--resume {self}: no {RUN_FILE} there; give a directory that `harness run` created")
-        damaged = f"--resume {self}: {path} is damaged"
-        try:
-            run = read_json(path)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HarnessError(f"{damaged} ({exc}); start the run again with the same options") from None
-        if isinstance(run, dict) and "search" in run:
-            raise HarnessError(f"--resume {self}: a `harness tune` run cannot be resumed; start the search again")
+    def read_plan(self, command: str = "run") -> Plan:
+        """The plan of an earlier run, for ``harness run --resume RUN_DIR`` (``command`` "run") or
+        ``harness tune --resume RUN_DIR`` ("tune": a search's)."""
+        run = self._run_file(command)
+        damaged = f"--resume {self}: {self.path / RUN_FILE} is damaged"
         if not isinstance(run, dict) or not isinstance(run.get("trials"), list) or not run["trials"]:
-            raise HarnessError(f"{damaged} (it lists no trials); start the run again with the same options")
+            raise HarnessError(f"{damaged} (it lists no trials); start the {NOUN[command]} again with the same options")
         try:
             trials = [TrialConfig.from_dict(t["config"]) for t in run["trials"]]
         except (KeyError, TypeError) as exc:
             raise HarnessError(
-                f"{damaged} (a trial entry lacks {exc}); start the run again with the same options"
+                f"{damaged} (a trial entry lacks {exc}); start the {NOUN[command]} again with the same options"
             ) from None
         return Plan(trials, run.get("notes", []))
+
+    def search(self) -> dict:
+        """A search's definition as run.json keeps it (harness.search.Search.to_dict)."""
+        run = self._run_file("tune")
+        if not isinstance(run.get("search"), dict) or "dimensions" not in run["search"]:
+            raise HarnessError(
+                f"--resume {self}: its {RUN_FILE} does not keep the search's dimensions (a search started "
+                "before `harness tune --resume` existed); start the search again"
+            )
+        return run["search"]
+
+    def _run_file(self, command: str) -> dict:
+        path = self.path / RUN_FILE
+        made = f"`harness {command}`"
+        if not path.is_file():
+            raise HarnessError(f"--resume {self}: no {RUN_FILE} there; give a directory that {made} created")
+        try:
+            run = read_json(path)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise HarnessError(
+                f"--resume {self}: {path} is damaged ({exc}); start the {NOUN[command]} again with the same options"
+            ) from None
+        searched = isinstance(run, dict) and "search" in run
+        if searched and command == "run":
+            raise HarnessError(
+                f"--resume {self}: a `harness tune` search; continue it with `harness tune --resume {self}`"
+            )
+        if not searched and command == "tune":
+            raise HarnessError(f"--resume {self}: not a search; finish it with `harness run --resume {self}`")
+        return run
 
     def stored_options(self) -> dict:
         """The options run.json keeps (how the trials execute: harness.options.EXECUTION); {} for runs

@@ -14,14 +14,13 @@ PACKAGE = Path(harness.__file__).parent
 ORDER = [
     "__main__",
     "cli",  # the parser
-    "tuning",  # commands
+    "search",  # commands
     "commands",
     "options",  # defaults < YAML < command line, checked once
     "planner",  # options -> trial configs
     "ray_executor",  # executors
     "runner",
     "live",
-    "search",
     "render",  # the report
     "report",
     "plots",

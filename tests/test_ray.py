@@ -284,3 +284,34 @@ def test_trackers_log_from_ray_workers_too(cli, tmp_path):
     assert dict(scalars["validation/accuracy"])[1] == pytest.approx(
         read_json(record)["final"]["validation"]["accuracy"]
     )
+
+
+def test_a_sigkilled_search_resumes_with_tunes_restore_without_retraining(cli, tmp_path):
+    cmd = [sys.executable, "-m", "harness", "tune", "--tasks", "sentiment", "--search", "lr=grid:2e-3,1e-3,5e-4"]
+    cmd += ["--epochs", "2", "--threads", "1", "--max-concurrent-trials", "1", "--confirm-seeds", "2", "--quiet"]
+    driver = subprocess.Popen([*cmd, "--output-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    records = lambda: list(tmp_path.glob("*/trials/*/record.json"))  # noqa: E731
+    state = lambda: "".join(p.read_text() for p in tmp_path.glob("*/ray/search/experiment_state*.json"))  # noqa: E731
+    # killed once Tune's own experiment state holds a finished trial, so that there is something to restore
+    _wait_for(lambda: records() and "TERMINATED" in state(), 240, "a finished trial in Tune's experiment state")
+    children = {p.pid for p in psutil.Process(driver.pid).children(recursive=True)}
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(10)
+    _wait_for(lambda: not _ray_processes(children, agents=False), 60, "Ray to go with its driver")
+    for p in _ray_processes(children):
+        p.kill()
+    (run_dir,) = tmp_path.iterdir()
+    finished = {p: p.read_bytes() for p in records()}
+    assert 1 <= len(finished) < 3 and not (run_dir / "search.csv").exists()
+
+    code, out, err = cli("tune", "--resume", str(run_dir), "--quiet")
+    assert code == 0, err
+    assert all(p.read_bytes() == data for p, data in finished.items())  # not retrained
+    for p in finished:  # nor even replayed: Tune's restore knew them finished
+        assert "completed earlier" not in (p.parent / "worker-0.log").read_text()
+    table = pd.read_csv(run_dir / "search.csv")
+    assert sorted(table["lr"]) == [5e-4, 1e-3, 2e-3] and list(table["status"]) == ["completed"] * 3
+    assert len(list(run_dir.glob("ray/search/*/result.json"))) == 3  # the same three Tune trials, restored
+    (confirmed,) = [read_json(p) for p in (run_dir / "confirm").glob("trials/*/record.json")]
+    assert confirmed["config"]["seed"] == 2 and confirmed["config"]["lr"] == table["lr"].iloc[0]
+    assert "best: lr=" in out and (run_dir / "best.yaml").exists()

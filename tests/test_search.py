@@ -1,11 +1,13 @@
 """Search spaces of `harness tune`: parsing, checking against the trial config, and the best-config file."""
 
+import json
+
 import pytest
 import yaml
 
 from harness import search
 from harness.planner import make_plan
-from harness.tuning import best_config
+from harness.search import best_config
 from tests.helpers import SMALL_DATA_FLAGS
 
 
@@ -48,7 +50,7 @@ def test_check_converts_objective_values_and_apply_inverts_values_of(loaded):
         [search.Dimension("cmi_min.lambda", "choice", (0, 1))], base, loaded.objectives.get("cmi_min")
     )
     assert dim.values == (0.0, 1.0) and all(isinstance(v, float) for v in dim.values)
-    cfg = search.apply(base, {"lr": 3e-5, "cmi_min.lambda": 0.5, "seed": 7})
+    cfg = base.with_values({"lr": 3e-5, "cmi_min.lambda": 0.5, "seed": 7})
     assert (cfg.lr, cfg.objective_args["lambda"], cfg.seed) == (3e-5, 0.5, 7)
     assert cfg.objective_args["beta"] == base.objective_args["beta"]  # the rest is the base's
     assert search.values_of(cfg, ["lr", "cmi_min.lambda"]) == {"lr": 3e-5, "cmi_min.lambda": 0.5}
@@ -118,7 +120,7 @@ def test_a_search_file_that_is_not_a_mapping_is_refused(cli, tmp_path):
 
 
 def test_best_config_is_a_run_config_file_that_reruns_the_trial(loaded, cli, tmp_path):
-    best = search.apply(_base(loaded), {"lr": 3e-3, "cmi_min.lambda": 0.5})
+    best = _base(loaded).with_values({"lr": 3e-3, "cmi_min.lambda": 0.5})
     (tmp_path / "best.yaml").write_text(yaml.safe_dump(best_config(best, None)))
     out = tmp_path / "runs"
     args = ["--config", str(tmp_path / "best.yaml"), "--epochs", "1", *SMALL_DATA_FLAGS]
@@ -138,6 +140,19 @@ def test_a_tune_run_is_neither_reported_nor_resumed_as_a_comparison(cli, tmp_pat
     code, _, err = cli(*command, str(run_dir))
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "harness tune" in err
+
+
+def test_a_search_is_resumed_by_tune_and_a_run_by_run(cli, tmp_path):
+    search, run = tmp_path / "search", tmp_path / "run"
+    for path, extra in ((search, {"search": {"space": {"lr": "grid:1e-3"}}}), (run, {})):
+        path.mkdir()
+        (path / "run.json").write_text(json.dumps({"trials": [{"trial_id": "x", "config": {}}], **extra}))
+    code, _, err = cli("run", "--resume", str(search))
+    assert code == 2 and f"continue it with `harness tune --resume {search}`" in err
+    code, _, err = cli("tune", "--resume", str(run))
+    assert code == 2 and f"not a search; finish it with `harness run --resume {run}`" in err
+    code, _, err = cli("tune", "--resume", str(search))  # written before searches kept their dimensions
+    assert code == 2 and "does not keep the search's dimensions" in err and len(err.strip().splitlines()) == 1
 
 
 def test_confirmation_seeds_must_be_fresh(cli, tmp_path):
