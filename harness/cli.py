@@ -212,7 +212,7 @@ def _trial_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tracker",
         type=converter("tracker"),
-        help="log each trial to experiment trackers: tensorboard, mlflow (comma-separated; see `harness list`)",
+        help="log each trial to experiment trackers: tensorboard, mlflow, wandb (comma-separated; see `harness list`)",
     )
     p.add_argument("--retries", type=converter("retries"), help="run a failed trial again up to N times (default 0)")
 

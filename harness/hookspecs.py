@@ -123,7 +123,7 @@ def harness_trackers() -> list[Tracker]:
 
         @hookimpl
         def harness_trackers():
-            return [Tracker("wandb", "Weights & Biases runs", "wandb", "pip install wandb", WandbRun)]
+            return [Tracker("comet", "Comet experiments", "comet_ml", "pip install comet_ml", CometRun)]
     """
 
 

@@ -19,6 +19,8 @@ from harness.errors import HarnessError
 
 log = logging.getLogger("harness")
 
+PER_STEP = "train/loss"  # the one metric logged at each optimiser step; every other one at its epoch
+
 
 class Run(Protocol):
     def params(self, values: dict[str, Any]) -> None: ...
@@ -88,7 +90,7 @@ def follow(runs: list[Run], progress: Callable[[dict], None]) -> Callable[[dict]
     def both(event: dict) -> None:
         progress(event)
         if event["event"] == "step":
-            values, step = {"train/loss": event["loss"]}, event["step"]
+            values, step = {PER_STEP: event["loss"]}, event["step"]
         elif event["event"] == "epoch":
             step = event["epoch"]
             values = {"train/epoch_loss": event["train_loss"]}

@@ -1,5 +1,6 @@
-"""Built-in experiment trackers: TensorBoard (event files in the trial's directory) and MLflow
-(a local SQLite store in the output directory, or ``MLFLOW_TRACKING_URI``)."""
+"""Built-in experiment trackers: TensorBoard (event files in the trial's directory), MLflow
+(a local SQLite store in the output directory, or ``MLFLOW_TRACKING_URI``) and Weights & Biases
+(run directories under the output directory's ``wandb/``, or ``WANDB_DIR``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 from pathlib import Path
 
 from harness import hookimpl
-from harness.tracking import Tracker, flat
+from harness.tracking import PER_STEP, Tracker, flat
 
 INSTALL = "pip install 'cmi-harness[track]'"
 
@@ -67,6 +68,41 @@ class MLflow:
         self.client.set_terminated(self.run_id)
 
 
+class Wandb:
+    """One W&B run per trial, named by its trial id, in the project ``cmi-harness`` (or
+    ``WANDB_PROJECT``), its files under TRACKING_DIR/wandb (or ``WANDB_DIR``). Online or offline as
+    wandb itself decides (``WANDB_MODE``; ``wandb sync`` uploads an offline run later).
+
+    A W&B run's own step must only grow, and the harness logs the training loss at the optimiser
+    step but everything else at the epoch (``run.log(values, step=epoch)`` after step 40 would be
+    dropped), so each metric is plotted against an axis of its own: ``train/step`` or ``epoch``."""
+
+    def __init__(self, trial_dir: Path, tracking_dir: Path, config: dict):
+        import wandb
+
+        self.run = wandb.init(
+            project=os.environ.get("WANDB_PROJECT") or "cmi-harness",
+            name=trial_dir.name,
+            dir=os.environ.get("WANDB_DIR") or str(tracking_dir),
+            config=flat(config),
+            reinit="create_new",  # a run per trial, however many trials this process runs, and none global
+        )
+        self.defined: set[str] = set()
+
+    def params(self, values: dict) -> None:
+        self.run.config.update(flat(values), allow_val_change=True)
+
+    def metrics(self, values: dict, step: int) -> None:
+        axis = "train/step" if set(values) == {PER_STEP} else "epoch"
+        for key in values.keys() - self.defined:
+            self.run.define_metric(key, step_metric=axis)
+            self.defined.add(key)
+        self.run.log({**values, axis: step})
+
+    def close(self) -> None:
+        self.run.finish()
+
+
 @hookimpl
 def harness_trackers():
     return [
@@ -79,5 +115,12 @@ def harness_trackers():
             "mlflow",
             INSTALL,
             MLflow,
+        ),
+        Tracker(
+            "wandb",
+            "Weights & Biases runs (under the output directory's wandb/; offline with WANDB_MODE=offline)",
+            "wandb",
+            INSTALL,
+            Wandb,
         ),
     ]

@@ -1,7 +1,9 @@
 """Helpers the test modules share (a helper module, not a test module): a snapshot of a directory's
-files, a miniature GLUE copy on disk, a reader of TensorBoard event files, the source of a plugin
+files, a miniature GLUE copy on disk, readers of TensorBoard event files and of W&B's offline run
+files, the source of a plugin
 that registers a tiny model without dropout, and the settings of a small sample of the smoke suite."""
 
+import json
 import struct
 from pathlib import Path
 
@@ -97,6 +99,58 @@ def tensorboard_scalars(path) -> dict[str, list[tuple[int, float]]]:
                 if value.HasField("simple_value"):
                     out.setdefault(value.tag, []).append((event.step, value.simple_value))
     return out
+
+
+# -- W&B run files (offline mode), read back --
+
+
+def wandb_records(file: Path):
+    """The records of a ``run-*.wandb`` file: a 7-byte header (":W&B", 0xBEE1, version 0), then
+    LevelDB's log format (32 KiB blocks; each chunk: crc32c, length, type; FULL=1, FIRST=2, MIDDLE=3,
+    LAST=4), each whole record a ``wandb.proto.wandb_internal_pb2.Record``. wandb 0.31 writes and
+    reads these files in its Go service and ships no Python reader, hence this one."""
+    from wandb.proto.wandb_internal_pb2 import Record
+
+    data, block = file.read_bytes(), 32768
+    assert data[:7] == b":W&B\xe1\xbe\x00", f"{file}: not a version-0 W&B run file: {data[:7]!r}"
+    at, chunks = 7, b""
+    while at + 7 <= len(data):
+        if block - at % block < 7:  # too little left in this block for a chunk header: zero padding
+            at += block - at % block
+            continue
+        length, kind = struct.unpack("<HB", data[at + 4 : at + 7])
+        chunks += data[at + 7 : at + 7 + length]
+        at += 7 + length
+        if kind in (1, 4):
+            yield Record.FromString(chunks)
+            chunks = b""
+        elif kind == 0:  # zero padding (a pre-allocated tail)
+            chunks = b""
+
+
+def wandb_runs(path: Path) -> dict[str, dict]:
+    """Each offline W&B run under ``path``, by its name: project, config, history rows (dicts) and
+    exit code (None if it never finished)."""
+
+    def key(item) -> str:
+        return item.key or "/".join(item.nested_key)
+
+    runs = {}
+    for file in sorted(path.rglob("run-*.wandb")):
+        run = {"config": {}, "history": [], "exit_code": None, "dir": file.parent}
+        for record in wandb_records(file):
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                run["name"], run["project"] = record.run.display_name, record.run.project
+                run["config"].update({key(u): json.loads(u.value_json) for u in record.run.config.update})
+            elif kind == "config":
+                run["config"].update({key(u): json.loads(u.value_json) for u in record.config.update})
+            elif kind == "history":
+                run["history"].append({key(i): json.loads(i.value_json) for i in record.history.item})
+            elif kind == "exit":
+                run["exit_code"] = record.exit.exit_code
+        runs[run["name"]] = run
+    return runs
 
 
 # -- plugin sources, written to a file and loaded with --plugin --
