@@ -38,6 +38,7 @@ class TrialRecord:
     schema: int = SCHEMA
     harness: dict | None = None  # version and git commit of the harness that ran it
     versions: dict | None = None  # of Python and the libraries
+    node: dict | None = None  # where it ran: {"host", "ray_node"} (harness.results.node)
     role: str | None = None  # "teacher" or "trial"
     arm: str | None = None  # objective with its non-default hyper-parameters, e.g. "cmi_min(lambda=0.5)"
     label_names: list[str] | None = None

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -81,6 +82,15 @@ def versions() -> dict[str, str | None]:
         except PackageNotFoundError:
             found[lib] = None
     return found
+
+
+def node() -> dict[str, str | None]:
+    """Where this process runs: the host, and the Ray node when it is a Ray worker (several nodes can
+    share a host)."""
+    ray_node = None
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():  # never imports Ray itself
+        ray_node = sys.modules["ray"].get_runtime_context().get_node_id()
+    return {"host": platform.node(), "ray_node": ray_node}
 
 
 def git_commit() -> str | None:

@@ -26,7 +26,7 @@ from harness.engine import world
 from harness.errors import HarnessError, TrialFailed
 from harness.models import resolve
 from harness.record import TrialRecord
-from harness.results import PREDICTIONS, git_commit, versions, write_predictions
+from harness.results import PREDICTIONS, git_commit, node, versions, write_predictions
 from harness.trainer import Progress, fit
 
 DEFAULT_LR = 2e-5
@@ -49,7 +49,7 @@ def run_trial(
     if done and done.completed:  # finished before an interruption, or by an earlier run: not redone
         return done
     record = TrialRecord.running(
-        cfg, harness={"version": harness.__version__, "git_commit": git_commit()}, versions=versions()
+        cfg, harness={"version": harness.__version__, "git_commit": git_commit()}, versions=versions(), node=node()
     )
     runs: list = []  # open experiment-tracker runs (harness.tracking)
     try:

@@ -1,6 +1,7 @@
 """The Ray path: each trial a Ray Tune trial that trains in its own process (one worker) or runs a Ray
 Train TorchTrainer of DeepSpeed workers (several), on a local Ray of this machine's CPUs (2 on CI)."""
 
+import re
 import signal
 import subprocess
 import sys
@@ -315,3 +316,43 @@ def test_a_sigkilled_search_resumes_with_tunes_restore_without_retraining(cli, t
     (confirmed,) = [read_json(p) for p in (run_dir / "confirm").glob("trials/*/record.json")]
     assert confirmed["config"]["seed"] == 2 and confirmed["config"]["lr"] == table["lr"].iloc[0]
     assert "best: lr=" in out and (run_dir / "best.yaml").exists()
+
+
+def test_a_two_node_cluster_runs_trials_on_both_and_a_lost_node_costs_only_a_retry(tmp_path):
+    """A real cluster of two raylets on this machine (head and second node, 1 CPU each, distinct custom
+    resources), driven by `harness run --address` as a user would drive `ray start` nodes."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"head": 1}})
+    try:
+        second = cluster.add_node(num_cpus=1, resources={"second": 1})
+        cluster.wait_for_nodes()
+        head_id, second_id = cluster.head_node.node_id, second.node_id
+        seeds = "1,2,3,4,5,6"
+        driver = _start(tmp_path, "--address", cluster.address, "--seeds", seeds, "--epochs", "2", "--retries", "1")
+        records = lambda: [read_json(p) for p in tmp_path.glob("*/trials/*/record.json")]  # noqa: E731
+        # a trial finished on the second node, whose process (kept for the next trial) then takes another
+        _wait_for(lambda: any(r["node"]["ray_node"] == second_id for r in records()), 240, "a trial on node 2")
+        time.sleep(3)
+        assert len(records()) < 6
+        cluster.remove_node(second, allow_graceful=False)  # its raylet and workers, killed
+        out, err = driver.communicate(timeout=400)
+        assert driver.returncode == 0, err
+        done = records()
+        assert len(done) == 6 and all(r["status"] == "completed" for r in done)
+        nodes = {r["node"]["ray_node"] for r in done}
+        assert nodes == {head_id, second_id}  # trials landed on both
+        (run_dir,) = tmp_path.iterdir()
+        state = "".join(p.read_text() for p in run_dir.glob("ray/stage0/experiment_state*.json"))
+        assert re.search(r"num_failures\W+1\b", state)  # the lost node's trial, retried on the head
+        # the harness disconnected from a cluster it did not start, and left it running
+        import ray
+
+        ray.init(address=cluster.address, log_to_driver=False)
+        try:
+            alive = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+        finally:
+            ray.shutdown()
+        assert head_id in alive  # (the lost node stays listed until the GCS's health checks give up on it)
+    finally:
+        cluster.shutdown()

@@ -2,6 +2,7 @@
 a loss that turns non-finite fails its trial clearly and the run goes on."""
 
 import json
+import platform
 
 import numpy as np
 import pytest
@@ -75,6 +76,7 @@ def test_record_holds_what_a_reader_needs(smoke_run):
     ):
         assert key in r, key
     assert r["versions"]["torch"] and r["versions"]["deepspeed"] and r["harness"]["version"]
+    assert r["node"] == {"host": platform.node(), "ray_node": None}  # the local executor: no Ray node
     assert len(r["epochs"]) == 3 and set(r["final"]["validation"]) >= {"accuracy", "cmi", "gamma", "ncmi"}
     assert r["train_samples_per_s"] > 0 and r["peak_memory_mb"] > 0
     assert r["data"]["train_examples"] == 2000
