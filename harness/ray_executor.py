@@ -59,7 +59,6 @@ for _key, _value in RAY_ENV.items():
     os.environ.setdefault(_key, _value)
 
 
-PLACEMENT_GROUP = ".placement_group"  # in a trial directory: its workers' placement group
 STEP_FILE = ".step.json"  # in a trial directory: its latest step, for the live display
 
 
@@ -82,9 +81,10 @@ def job_trial(tune_config: dict) -> TrialConfig:
     return base.with_values(sampled) if sampled else base
 
 
-def _train(cfg: TrialConfig, trial_dir: Path, rank: int, report_metrics: Callable[[dict], None]) -> None:
+def _train(cfg: TrialConfig, trial_dir: Path, rank: int, report_metrics: Callable[[dict], None], **also: Any) -> None:
     """One worker's part of a trial in this process: ``run_trial``, each epoch's first dev split
-    reported flat through ``report_metrics`` (``tune.report`` or ``ray.train.report``) for schedulers."""
+    reported flat through ``report_metrics`` (``tune.report`` or ``ray.train.report``) for schedulers,
+    with ``also`` (what the driver's callbacks need to know of the trial)."""
     from harness.trial import run_trial
 
     log = os.open(trial_dir / f"worker-{rank}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -103,6 +103,7 @@ def _train(cfg: TrialConfig, trial_dir: Path, rank: int, report_metrics: Callabl
                 "score": dev[primary],
                 "dev_keys": ",".join(dev),
                 **dev,
+                **also,
             }
         )
 
@@ -134,9 +135,8 @@ def _worker(config: dict) -> None:
     trial_dir = Path(config["trial_dir"])
     trial_dir.mkdir(parents=True, exist_ok=True)
     rank = ray.train.get_context().get_world_rank()
-    if rank == 0:  # for ReleaseResources, should Tune stop this trial before Ray Train cleans up
-        (trial_dir / PLACEMENT_GROUP).write_text(ray.util.get_current_placement_group().id.hex())
-    _train(TrialConfig.from_dict(config["trial"]), trial_dir, rank, ray.train.report)
+    group = ray.util.get_current_placement_group().id.hex()  # for ReleaseResources, in every report
+    _train(TrialConfig.from_dict(config["trial"]), trial_dir, rank, ray.train.report, placement_group=group)
 
 
 class ReleaseResources(tune.Callback):
@@ -146,23 +146,27 @@ class ReleaseResources(tune.Callback):
     the scheduler), and now and then one that ends as Tune tears it down, loses its Train
     controller first, and Train's fallback cleaner needs Ray's state API (the dashboard), which
     a quiet local Ray does not run: the group's CPUs would stay reserved and later trials would
-    wait for them forever (seen: a search stuck after its first two trials)."""
+    wait for them forever (seen: a search stuck after its first two trials). The group is known
+    from what the trial reported to Tune (its workers' ``placement_group``), not from its files."""
 
-    def __init__(self, trial_dir: Callable[[dict], Path]):
-        self.trial_dir = trial_dir
+    def __init__(self):
+        self.groups: dict[str, str] = {}  # Tune trial id -> its workers' placement group
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "placement_group" in result:
+            self.groups[trial.trial_id] = result["placement_group"]
 
     def release(self, trial) -> None:
         from ray._raylet import PlacementGroupID
         from ray.util import placement_group_table
         from ray.util.placement_group import PlacementGroup, remove_placement_group
 
-        path = self.trial_dir(trial.config) / PLACEMENT_GROUP
-        if path.exists():
-            group = PlacementGroup(PlacementGroupID(bytes.fromhex(path.read_text())))
+        hex_id = self.groups.pop(trial.trial_id, None)
+        if hex_id:
+            group = PlacementGroup(PlacementGroupID(bytes.fromhex(hex_id)))
             if placement_group_table(group).get("state") not in ("REMOVED", None):
                 remove_placement_group(group)
-                log.info("released the placement group Ray Train left behind by %s", path.parent.name)
-            path.unlink(missing_ok=True)
+                log.info("released the placement group Ray Train left behind by %s", job_trial(trial.config).trial_id())
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.release(trial)
@@ -329,7 +333,7 @@ def _tune(
     progress, interrupt = LiveProgress(console, total, describe, outcome, opts.quiet, peek), CtrlC()
     tune_config.setdefault("max_concurrent_trials", opts.max_concurrent or fits(opts, threads))
     trainable = tune.with_resources(_trainable, _resources)
-    callbacks = [progress, ReleaseResources(lambda config: run.trial_dir(job_trial(config)))]
+    callbacks = [progress, ReleaseResources()]
     experiment = f"{_storage(run, opts).rstrip('/')}/{name}"
     if restore and tune.Tuner.can_restore(experiment):
         tuner = tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=True)
