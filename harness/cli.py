@@ -220,7 +220,11 @@ def _trial_options(p: argparse.ArgumentParser) -> None:
 def _ray_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="ray: a Ray cluster (auto, host:port, ray://host:port); default: a local Ray")
     p.add_argument(
-        "--storage", help="ray: where Ray keeps experiment state, a path or URI (s3://...) (default: RUN_DIR/ray)"
+        "--storage",
+        metavar="URI",
+        help="ray: the run's storage when nodes share no filesystem, a URI (s3://bucket/runs, gs://..., or a "
+        "path): trials work on their node's disk and keep their files and Ray's state there (RUN/trials, "
+        "RUN/ray, teachers/), the driver fetches records into --output-dir (default: none, --output-dir is shared)",
     )
     p.add_argument("--workers-per-trial", type=converter("workers_per_trial"), help="ray: DeepSpeed workers per trial")
     p.add_argument(

@@ -248,6 +248,12 @@ class Options:
             ("executor", self.executor in EXECUTORS, f"must be one of {', '.join(EXECUTORS)}"),
             ("search-alg", self.search_alg in SEARCH_ALGS, f"must be one of {', '.join(SEARCH_ALGS)}"),
             ("scheduler", self.scheduler in SCHEDULERS, f"must be one of {', '.join(SCHEDULERS)}"),
+            (
+                "storage",
+                not (self.storage and self.command == "run" and self.executor == "local"),
+                "is where Ray's trials keep their files; the local executor writes to --output-dir: leave "
+                "--storage out, or use --executor ray",
+            ),
         ):
             if not ok:
                 raise HarnessError(f"--{name} {getattr(self, name.replace('-', '_'))}: {why}")

@@ -21,11 +21,13 @@ import importlib.util
 import logging
 import os
 import re
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from harness.errors import HarnessError, TrialFailed
 from harness.record import TrialRecord
 from harness.results import read_json, write_json
 from harness.rundir import RunDir, line
+from harness.storage import Storage, fetched
 
 log = logging.getLogger("harness")
 
@@ -81,7 +84,14 @@ def job_trial(tune_config: dict) -> TrialConfig:
     return base.with_values(sampled) if sampled else base
 
 
-def _train(cfg: TrialConfig, trial_dir: Path, rank: int, report_metrics: Callable[[dict], None], **also: Any) -> None:
+def _train(
+    cfg: TrialConfig,
+    trial_dir: Path,
+    rank: int,
+    report_metrics: Callable[[dict], None],
+    mirror: Callable[[], None],
+    **also: Any,
+) -> None:
     """One worker's part of a trial in this process: ``run_trial``, each epoch's first dev split
     reported flat through ``report_metrics`` (``tune.report`` or ``ray.train.report``) for schedulers,
     with ``also`` (what the driver's callbacks need to know of the trial)."""
@@ -113,6 +123,7 @@ def _train(cfg: TrialConfig, trial_dir: Path, rank: int, report_metrics: Callabl
         nonlocal written
         if event["event"] == "epoch":
             reported.append(event["epoch"])
+            mirror()  # a lost node costs the trial this epoch at most
             report(event, event["primary"])
         elif rank == 0 and time.monotonic() - written > 1.0:  # for the driver's live display
             written = time.monotonic()
@@ -132,11 +143,10 @@ def _worker(config: dict) -> None:
     """A Ray Train worker of a multi-worker trial; Ray has set RANK/WORLD_SIZE, so the engine joins its group."""
     import ray.train
 
-    trial_dir = Path(config["trial_dir"])
-    trial_dir.mkdir(parents=True, exist_ok=True)
     rank = ray.train.get_context().get_world_rank()
     group = ray.util.get_current_placement_group().id.hex()  # for ReleaseResources, in every report
-    _train(TrialConfig.from_dict(config["trial"]), trial_dir, rank, ray.train.report, placement_group=group)
+    with _placed(config["job"], TrialConfig.from_dict(config["trial"]), rank) as (cfg, trial_dir, mirror):
+        _train(cfg, trial_dir, rank, ray.train.report, mirror, placement_group=group)
 
 
 class ReleaseResources(tune.Callback):
@@ -180,30 +190,28 @@ def _trainable(tune_config: dict) -> None:
     trial's CPUs and GPU (``_resources``): no Ray Train controller, no worker actor, one import of
     torch. With several it builds the Ray Train ``TorchTrainer`` of DeepSpeed workers."""
     job, cfg = tune_config["job"], job_trial(tune_config)
-    trial_dir = RunDir(job["run_dir"]).trial_dir(cfg)
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    with open(trial_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a search that draws the same config twice trains it once
-        if job["workers"] == 1:
-            _train(cfg, trial_dir, 0, tune.report)
-        else:
-            _torch_trainer(job, cfg, trial_dir).fit()
+    if job["workers"] > 1:
+        _torch_trainer(job, cfg).fit()
+        return
+    with _placed(job, cfg, 0) as (cfg, trial_dir, mirror), open(trial_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a config a search draws twice is trained once (on one node)
+        _train(cfg, trial_dir, 0, tune.report, mirror)
 
 
-def _torch_trainer(job: dict, cfg: TrialConfig, trial_dir: Path):
+def _torch_trainer(job: dict, cfg: TrialConfig):
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
     return TorchTrainer(
         _worker,
-        train_loop_config={"trial": cfg.to_dict(), "trial_dir": str(trial_dir)},
+        train_loop_config={"trial": cfg.to_dict(), "job": job},
         scaling_config=ScalingConfig(
             num_workers=job["workers"],
             use_gpu=job["gpus"] > 0,
             resources_per_worker={"CPU": cfg.threads or 1, "GPU": job["gpus"]},
         ),
-        run_config=RunConfig(name=cfg.trial_id(), storage_path=job["storage"], callbacks=[TuneReportCallback()]),
+        run_config=RunConfig(name=cfg.trial_id(), storage_path=job["ray_storage"], callbacks=[TuneReportCallback()]),
     )
 
 
@@ -313,11 +321,15 @@ def _tune(
 
     from harness.live import LiveProgress
 
+    configs: dict[str, TrialConfig] = {}  # by trial directory
+
     def describe(config: dict) -> tuple[str, str, int]:
         cfg = job_trial(config)
+        configs[str(run.trial_dir(cfg))] = cfg
         return str(run.trial_dir(cfg)), labels(cfg), cfg.epochs
 
     def outcome(trial_dir: str, errored: bool, state) -> tuple[str, str]:
+        _fetch(configs[trial_dir], run, opts)
         record = TrialRecord.load(Path(trial_dir))
         if record:
             return ("done" if record.completed else "failed"), line(record, label=state.label)
@@ -410,17 +422,60 @@ def fits(opts: RayOptions, threads: int, resources: dict[str, float] | None = No
 
 
 def _storage(run: RunDir, opts: RayOptions) -> str:
-    return opts.storage or str((run.path / "ray").resolve())
+    """Where Ray Tune keeps the run's experiment state: RUN/ray, in the run's storage if given."""
+    return f"{opts.storage.rstrip('/')}/{run.path.name}/ray" if opts.storage else str((run.path / "ray").resolve())
 
 
 def _job(cfg: TrialConfig, run: RunDir, opts: RayOptions) -> dict:
     return {
         "trial": cfg.to_dict(),
         "run_dir": str(run.path.resolve()),
+        "run_name": run.path.name,
         "workers": opts.workers,
         "gpus": opts.gpus,
-        "storage": _storage(run, opts),
+        "storage": opts.storage,  # the run's storage (harness.storage), or None: a shared filesystem
+        "ray_storage": _storage(run, opts),
     }
+
+
+def _fetch(cfg: TrialConfig, run: RunDir, opts: RayOptions) -> None:
+    """With a storage: the trial's record, predictions and logs into the driver's run directory."""
+    if opts.storage:
+        Storage(opts.storage).get(Storage.trial(run.path.name, cfg), run.trial_dir(cfg), only=fetched)
+
+
+@contextlib.contextmanager
+def _placed(job: dict, cfg: TrialConfig, rank: int) -> Iterator[tuple[TrialConfig, Path, Callable[[], None]]]:
+    """Where a worker runs its trial: (its config, its directory, ``mirror``). Without a storage, the
+    trial's directory in the run directory, which every node mounts. With one, a directory on this
+    node's disk, filled first from storage with the trial's files so far (its epoch checkpoint) and
+    its teachers', mirrored back by ``mirror`` (after each epoch) and at the end, then removed; a
+    worker other than rank 0 mirrors only its log."""
+    if not job["storage"]:
+        trial_dir = RunDir(job["run_dir"]).trial_dir(cfg)
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        yield cfg, trial_dir, lambda: None
+        return
+    store, scratch = Storage(job["storage"]), Path(tempfile.mkdtemp(prefix=f"harness-{cfg.trial_id()}-"))
+    cfg = replace(cfg, teacher_store=str(scratch / "teachers"))  # a location, not part of the trial id
+    for teacher in filter(None, (cfg.init_from, cfg.teacher)):
+        store.get(f"teachers/{teacher}", scratch / "teachers" / teacher)
+    trial_dir, rel = RunDir(scratch).trial_dir(cfg), Storage.trial(job["run_name"], cfg)
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    store.get(rel, trial_dir)
+    log_name = f"worker-{rank}.log"
+
+    def mirror() -> None:
+        if rank == 0:
+            store.put(trial_dir, rel)
+        else:
+            store.put(trial_dir / log_name, f"{rel}/{log_name}")
+
+    try:
+        yield cfg, trial_dir, mirror
+        mirror()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _default_label(cfg: TrialConfig) -> str:
@@ -428,9 +483,10 @@ def _default_label(cfg: TrialConfig) -> str:
     return f"{teacher}{cfg.task} {cfg.objective} {cfg.model} seed {cfg.seed}"
 
 
-def _ended(cfg: TrialConfig, run: RunDir, state, result) -> TrialRecord:
+def _ended(cfg: TrialConfig, run: RunDir, opts: RayOptions, state, result) -> TrialRecord:
     """The trial's record. A trial Ray ended before it wrote one (stopped early by the scheduler,
     or killed) gets one saying so, with the epochs it reported (``state``, from LiveProgress)."""
+    _fetch(cfg, run, opts)
     written = run.record(cfg)
     if written:
         return written
@@ -468,6 +524,7 @@ def _run_stages(
     for number, stage in enumerate(stages(trials)):
         todo = []
         for cfg in stage:
+            _fetch(cfg, run, opts)  # resuming from a storage: what finished there
             done = run.settled(cfg, trials, by_id, retrain_teachers)
             if done:
                 by_id[cfg.trial_id()] = done
@@ -482,7 +539,7 @@ def _run_stages(
             by_result = {job_trial(r.config).trial_id(): r for r in results}
             for cfg in todo:
                 state = states.get(str(run.trial_dir(cfg)))
-                by_id[cfg.trial_id()] = _ended(cfg, run, state, by_result.get(cfg.trial_id()))
+                by_id[cfg.trial_id()] = _ended(cfg, run, opts, state, by_result.get(cfg.trial_id()))
         for cfg in stage:
             run.finish(cfg)
     return by_id
@@ -517,5 +574,5 @@ def run_search(
     by_trial = {}
     for result in results:
         cfg = job_trial(result.config)
-        by_trial[cfg.trial_id()] = _ended(cfg, run, states.get(str(run.trial_dir(cfg))), result)
+        by_trial[cfg.trial_id()] = _ended(cfg, run, opts, states.get(str(run.trial_dir(cfg))), result)
     return list(by_trial.values())

@@ -28,6 +28,7 @@ ORDER = [
     "significance",
     "reference",
     "rundir",  # the run directory
+    "storage",
     "trial",  # one trial
     "teachers",
     "plugins",  # the plugin manager and the plugin types

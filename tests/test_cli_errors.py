@@ -196,6 +196,10 @@ CASES = {
         lambda t: ("run", "--resume", str(_run_json(t, b'{"trials": [{"trial_id": "x"}]}'))),
         r"run\.json is damaged \(a trial entry lacks 'config'\)",
     ),
+    "storage with the local executor": (
+        lambda t: ("run", "--executor", "local", "--storage", "s3://bucket/runs"),
+        r"--storage s3://bucket/runs: is where Ray's trials keep their files; .*--executor ray",
+    ),
     "run state: resume a file": (
         lambda t: ("run", "--resume", str(_file(t, "run.json", b"{}"))),
         r"no run\.json there",

@@ -47,7 +47,13 @@ def test_a_four_trial_grid_gives_the_records_of_the_local_executor(loaded, tmp_p
         assert (tmp_path / "ray" / "trials" / a["trial_id"] / "worker-0.log").exists()
     log = (tmp_path / "ray" / "run.log").read_text()
     assert log.count("epoch 2, accuracy") == 4 and log.count("✓") == 4
-    assert len(list(store.glob("stage0/*/result.json"))) == 4 and not (tmp_path / "ray" / "ray").exists()
+    # --storage holds the run: Ray's state and every trial's files, fetched back into the run directory
+    assert len(list(store.glob("*/ray/stage0/*/result.json"))) == 4 and not (tmp_path / "ray" / "ray").exists()
+    for r in remote:
+        stored = store / (tmp_path / "ray").name / "trials" / r["trial_id"]
+        assert (stored / "record.json").read_bytes() == (
+            tmp_path / "ray" / "trials" / r["trial_id"] / "record.json"
+        ).read_bytes()
 
 
 def test_a_student_runs_after_its_teacher_and_matches_the_local_executor(loaded, tmp_path):
