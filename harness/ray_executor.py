@@ -473,9 +473,11 @@ def _placed(job: dict, cfg: TrialConfig, rank: int) -> Iterator[tuple[TrialConfi
 
     try:
         yield cfg, trial_dir, mirror
-        mirror()
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    finally:  # a failed trial's record too
+        try:
+            mirror()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _default_label(cfg: TrialConfig) -> str:
