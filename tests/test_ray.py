@@ -1,6 +1,7 @@
 """The Ray path: each trial a Ray Tune trial that trains in its own process (one worker) or runs a Ray
 Train TorchTrainer of DeepSpeed workers (several), on a local Ray of this machine's CPUs (2 on CI)."""
 
+import os
 import re
 import signal
 import subprocess
@@ -294,9 +295,12 @@ def test_trackers_log_from_ray_workers_too(cli, tmp_path):
 
 
 def test_a_sigkilled_search_resumes_with_tunes_restore_without_retraining(cli, tmp_path):
-    cmd = [sys.executable, "-m", "harness", "tune", "--tasks", "sentiment", "--search", "lr=grid:2e-3,1e-3,5e-4"]
+    cmd = [sys.executable, "-m", "harness", "tune", "--tasks", "sentiment", "--search", "lr=grid:2e-3,1e-3,5e-4,3e-4"]
     cmd += ["--epochs", "2", "--threads", "1", "--max-concurrent-trials", "1", "--confirm-seeds", "2", "--quiet"]
-    driver = subprocess.Popen([*cmd, "--output-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1"}  # Tune saves its experiment state every second
+    driver = subprocess.Popen(
+        [*cmd, "--output-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
     records = lambda: list(tmp_path.glob("*/trials/*/record.json"))  # noqa: E731
     state = lambda: "".join(p.read_text() for p in tmp_path.glob("*/ray/search/experiment_state*.json"))  # noqa: E731
     # killed once Tune's own experiment state holds a finished trial, so that there is something to restore
@@ -309,7 +313,7 @@ def test_a_sigkilled_search_resumes_with_tunes_restore_without_retraining(cli, t
         p.kill()
     (run_dir,) = tmp_path.iterdir()
     finished = {p: p.read_bytes() for p in records()}
-    assert 1 <= len(finished) < 3 and not (run_dir / "search.csv").exists()
+    assert 1 <= len(finished) < 4 and not (run_dir / "search.csv").exists()
 
     code, out, err = cli("tune", "--resume", str(run_dir), "--quiet")
     assert code == 0, err
@@ -317,8 +321,8 @@ def test_a_sigkilled_search_resumes_with_tunes_restore_without_retraining(cli, t
     for p in finished:  # nor even replayed: Tune's restore knew them finished
         assert "completed earlier" not in (p.parent / "worker-0.log").read_text()
     table = pd.read_csv(run_dir / "search.csv")
-    assert sorted(table["lr"]) == [5e-4, 1e-3, 2e-3] and list(table["status"]) == ["completed"] * 3
-    assert len(list(run_dir.glob("ray/search/*/result.json"))) == 3  # the same three Tune trials, restored
+    assert sorted(table["lr"]) == [3e-4, 5e-4, 1e-3, 2e-3] and list(table["status"]) == ["completed"] * 4
+    assert len(list(run_dir.glob("ray/search/*/result.json"))) == 4  # the same four Tune trials, restored
     (confirmed,) = [read_json(p) for p in (run_dir / "confirm").glob("trials/*/record.json")]
     assert confirmed["config"]["seed"] == 2 and confirmed["config"]["lr"] == table["lr"].iloc[0]
     assert "best: lr=" in out and (run_dir / "best.yaml").exists()
