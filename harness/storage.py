@@ -16,21 +16,17 @@ from pathlib import Path
 from pyarrow import fs as pafs
 
 from harness.config import TrialConfig
+from harness.results import PREDICTIONS, RECORD
 
-FETCHED = ("record.json", "dev_predictions.safetensors")  # what the driver needs of a trial (+ worker logs)
-
-
-def is_uri(location: str | None) -> bool:
-    return bool(location) and "://" in location
+FETCHED = (RECORD, PREDICTIONS)  # what the driver needs of a trial (+ worker logs)
 
 
 class Storage:
+    """The storage at ``uri``: trees of files put and got by paths relative to it."""
+
     def __init__(self, uri: str):
         self.uri = uri.rstrip("/")
         self.fs, self.root = pafs.FileSystem.from_uri(self.uri)
-
-    def url(self, rel: str) -> str:
-        return f"{self.uri}/{rel}"
 
     @staticmethod
     def trial(run_name: str, cfg: TrialConfig) -> str:
@@ -43,11 +39,10 @@ class Storage:
             self.fs.create_dir(f"{self.root}/{rel}".rpartition("/")[0], recursive=True)
             pafs.copy_files(str(local), f"{self.root}/{rel}", pafs.LocalFileSystem(), self.fs)
 
-    def get(self, rel: str, local: Path, only=None) -> int:
-        """Files under ``rel`` into ``local`` (those whose name ``only`` accepts); how many."""
+    def get(self, rel: str, local: Path, only=None) -> None:
+        """Files under ``rel`` into ``local`` (those whose name ``only`` accepts), if any."""
         base = f"{self.root}/{rel}"
         found = self.fs.get_file_info(pafs.FileSelector(base, allow_not_found=True, recursive=True))
-        count = 0
         for info in found:
             name = info.path[len(base) + 1 :]
             if info.type != pafs.FileType.File or (only and not only(name)):
@@ -55,8 +50,6 @@ class Storage:
             (local / name).parent.mkdir(parents=True, exist_ok=True)
             with self.fs.open_input_stream(info.path) as src:
                 (local / name).write_bytes(src.read())
-            count += 1
-        return count
 
 
 def fetched(name: str) -> bool:

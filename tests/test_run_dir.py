@@ -10,3 +10,23 @@ def test_runs_started_at_the_same_instant_get_their_own_directories(tmp_path):
     with ThreadPoolExecutor(30) as pool:
         made = [run.path for run in pool.map(lambda _: RunDir.create(tmp_path, "smoke"), range(30))]
     assert len(set(made)) == 30 and all(p.is_dir() for p in made)
+
+
+def test_storage_round_trips_a_trial_and_the_driver_fetches_no_weights(tmp_path):
+    from harness.storage import Storage, fetched
+
+    trial = tmp_path / "node" / "trial"
+    for name, data in {"record.json": b"{}", "dev_predictions.safetensors": b"p", "worker-0.log": b"l"}.items():
+        (trial / name).parent.mkdir(parents=True, exist_ok=True)
+        (trial / name).write_bytes(data)
+    (trial / "checkpoint").mkdir()
+    (trial / "checkpoint" / "model.safetensors").write_bytes(b"w" * 100)
+    store = Storage(str(tmp_path / "bucket"))
+    store.put(trial, "run/trials/x")
+    store.get("run/trials/x", tmp_path / "again")
+    assert (tmp_path / "again" / "checkpoint" / "model.safetensors").read_bytes() == b"w" * 100
+    store.get("run/trials/x", tmp_path / "driver", only=fetched)
+    got = sorted(p.relative_to(tmp_path / "driver").as_posix() for p in (tmp_path / "driver").rglob("*"))
+    assert got == ["dev_predictions.safetensors", "record.json", "worker-0.log"]
+    store.get("run/trials/none", tmp_path / "nothing")  # nothing stored yet: nothing fetched, no error
+    assert not (tmp_path / "nothing").exists()
