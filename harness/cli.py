@@ -77,6 +77,14 @@ def build_parser() -> Parser:
     )
     _ray_options(r)
     r.add_argument(
+        "--reuse",
+        action="append",
+        metavar="RUN_DIR",
+        help="take the completed trials of an earlier run that this run plans unchanged (the same settings "
+        "and data: the same trial id) instead of training them again; repeatable. E.g. after changing one "
+        "task's budget in a study's config, only that task trains",
+    )
+    r.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="finish an interrupted run: completed trials are kept, interrupted ones continue from their "

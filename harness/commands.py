@@ -33,9 +33,13 @@ def cmd_run(plugins, opts: Options, console: Console) -> int:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     if opts.executor == "ray":
         opts.ray()  # refuses a bad --address before a run directory exists
+    earlier = [RunDir.earlier(d) for d in opts.reuse]
     run = RunDir.create(Path(opts.output_dir), opts.suite)
-    run.write_plan(plan, options=opts.execution())
+    reused = {str(e): run.adopt(plan.trials, e) for e in earlier}
+    run.write_plan(plan, options=opts.execution(), **({"reused": reused} if reused else {}))
     console.print(f"{len(plan.trials)} trial(s) -> {run}")
+    for source, ids in reused.items():
+        console.print(f"{len(ids)} of them completed in {source}: reused, not trained again", soft_wrap=True)
     return _execute(plan, run, plugins, opts, console)
 
 

@@ -204,6 +204,7 @@ class Options:
     setting: list[dict] | None = opt(None, settings, commands=RUN)
     executor: str = opt(factory=lambda: os.environ.get("HARNESS_EXECUTOR", "ray"), commands=RUN)
     resume: str | None = opt(None, commands=())  # run and tune, command line only: a file cannot resume itself
+    reuse: list[str] = opt(factory=list, convert=texts, commands=())  # run, command line only
     # harness tune
     search: list[str] = opt(factory=list, convert=texts, commands=TUNE)
     search_file: str | None = opt(None, commands=TUNE)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from datetime import datetime
@@ -51,6 +52,13 @@ class RunDir:
 
     def __str__(self) -> str:
         return str(self.path)
+
+    @classmethod
+    def earlier(cls, path: str) -> RunDir:
+        """An earlier run given to ``--reuse``, refused unless `harness run` made it."""
+        if not (Path(path) / "trials").is_dir():
+            raise HarnessError(f"--reuse {path}: no trials/ there; give a directory that `harness run` created")
+        return cls(Path(path).resolve())
 
     @classmethod
     def create(cls, output_dir: Path, name: str) -> RunDir:
@@ -93,6 +101,19 @@ class RunDir:
                 f"{damaged} (a trial entry lacks {exc}); start the {NOUN[command]} again with the same options"
             ) from None
         return Plan(trials, run.get("notes", []))
+
+    def adopt(self, trials: list[TrialConfig], earlier: RunDir) -> list[str]:
+        """Copies into this run the completed trials of ``earlier`` that this run plans, so they count
+        as done (``harness run --reuse``); returns their ids. A trial id hashes every setting that
+        changes training and the data's fingerprint, so an equal id is the same trial."""
+        adopted = []
+        for cfg in trials:
+            source, target = earlier._in_run(cfg), self._in_run(cfg)
+            done = TrialRecord.load(source)
+            if done and done.completed and done.config.trial_id() == cfg.trial_id() and not target.exists():
+                shutil.copytree(source, target)
+                adopted.append(cfg.trial_id())
+        return adopted
 
     def search(self) -> dict:
         """A search's definition as run.json keeps it (harness.search.Search.to_dict)."""

@@ -5,7 +5,7 @@ import pytest
 from harness.planner import make_plan
 from harness.results import RECORD, read_json
 from harness.trial import run_trial
-from tests.helpers import SMALL_DATA, SMALL_DATA_FLAGS
+from tests.helpers import SMALL_DATA, SMALL_DATA_FLAGS, files_of
 
 
 class Interrupt(BaseException):
@@ -60,6 +60,32 @@ def test_cli_resume_finishes_only_what_is_missing(cli, tmp_path):
     assert code == 0, err
     assert kept.read_bytes() == kept_bytes and lost.exists()
     assert read_json(lost)["status"] == "completed"
+
+
+def test_reuse_takes_unchanged_trials_of_an_earlier_run_and_trains_only_the_changed_task(cli, tmp_path):
+    args = ["--tasks", "sentiment,nli", "--objectives", "ce", "--seeds", "1", "--epochs", "1", *SMALL_DATA_FLAGS]
+    code, _, err = cli("run", *args, "--output-dir", str(tmp_path / "a"), "--quiet")
+    assert code == 0, err
+    (first,) = (tmp_path / "a").iterdir()
+    code, out, err = cli(
+        "run", *args, "--task-args", "nli.epochs=2", "--reuse", str(first), "--output-dir", str(tmp_path / "b")
+    )
+    assert code == 0, err
+    (second,) = (tmp_path / "b").iterdir()
+    (kept,) = first.glob("trials/sentiment-*")
+    assert files_of(second / "trials" / kept.name) == files_of(kept)  # copied, not trained again: same timings
+    (nli,) = second.glob("trials/nli-*")
+    assert len(read_json(nli / RECORD)["epochs"]) == 2 and not (first / "trials" / nli.name).exists()
+    assert read_json(second / "run.json")["reused"] == {str(first.resolve()): [kept.name]}
+    assert f"1 of them completed in {first.resolve()}: reused" in out
+    report = (second / "report" / "report.md").read_text()
+    assert "| nli " in report and "| sentiment " in report
+
+
+def test_reuse_of_a_directory_without_trials_is_refused_before_a_run_starts(cli, tmp_path):
+    code, _, err = cli("run", "--reuse", str(tmp_path / "nothing"), "--output-dir", str(tmp_path / "out"))
+    assert code == 2 and "--reuse" in err and "no trials/ there" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_resume_of_a_directory_without_a_run_is_refused(cli, tmp_path):
