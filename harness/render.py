@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from rich.table import Table
 
@@ -61,6 +62,13 @@ def _cmi_view(c: pd.DataFrame) -> pd.DataFrame:
     return c.rename(columns={"gamma": "Γ"})
 
 
+def _ncmi_metric_view(c: pd.DataFrame) -> pd.DataFrame:
+    c = c.copy()
+    c["rho"] = c["rho"].map(lambda v: "—" if np.isnan(v) else f"{v:+.2f}")
+    c["p"] = c["p"].map(lambda v: "" if np.isnan(v) else f"{v:.3f}")
+    return c.rename(columns={"rho": "ρ", "n": "trials"})
+
+
 def sections(report: Report) -> list[tuple[str, pd.DataFrame]]:
     """(title, table) pairs in reading order: the same content in every format."""
     t = report.tables
@@ -91,6 +99,12 @@ def sections(report: Report) -> list[tuple[str, pd.DataFrame]]:
     if not t["cmi"].empty:
         title = "Dev CMI, Γ and NCMI (means over seeds); space: posterior = softmax(logits), features = the space "
         out.append((title + "a space=features objective optimises", _cmi_view(t["cmi"])))
+    if not t["ncmi_metric"].empty:
+        title = (
+            "Dev NCMI against the dev metric: Spearman's ρ over trials (arms and seeds pooled; descriptive; "
+            "—: under 3 trials, or every trial at one value)"
+        )
+        out.append((title, _ncmi_metric_view(t["ncmi_metric"])))
     bad = t["trials"][t["trials"]["status"] != "completed"]
     out.append(("Trials not completed", bad if not bad.empty else pd.DataFrame({"trial": ["none"]})))
     out.append(

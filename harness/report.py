@@ -20,6 +20,8 @@ Tables (pandas, long form, numeric; every reporter renders these):
   and what the task's score averages.
 * ``cmi`` / ``cmi_trials``: dev CMI, Gamma, NCMI of the class posterior and, for objectives
   that shape another distribution, of that one (``space``).
+* ``ncmi_metric``: per setting, task and space, Spearman's rank correlation between dev NCMI and
+  the dev metric over every completed trial (arms and seeds pooled: descriptive, not a test of a cause).
 * ``trials``: every trial with status and, for failed or skipped ones, the reason.
 * ``reference``: published GLUE dev numbers with the metric behind each (harness.reference).
 """
@@ -468,6 +470,20 @@ def cmi_table(per_trial: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def ncmi_metric(per_trial: pd.DataFrame) -> pd.DataFrame:
+    """Spearman's rho = 1 - 6 sum d_i^2 / (n (n^2 - 1)) (d_i: rank differences; ties averaged) between
+    dev NCMI and the dev metric over a setting's trials on a task, with its two-sided p; NaN when
+    fewer than 3 trials or either is constant (every trial at chance has no ranking)."""
+    from scipy.stats import spearmanr
+
+    rows = []
+    for (suite, model, task, space), g in per_trial.groupby([*SETTING, "task", "space"], sort=False):
+        ranked = len(g) >= 3 and g["metric"].nunique() > 1 and g["ncmi"].nunique() > 1
+        rho, p = spearmanr(g["ncmi"], g["metric"]) if ranked else (np.nan, np.nan)
+        rows.append({"suite": suite, "model": model, "task": task, "space": space, "n": len(g), "rho": rho, "p": p})
+    return pd.DataFrame(rows, columns=[*SETTING, "task", "space", "n", "rho", "p"]).astype({"rho": float, "p": float})
+
+
 def trials_table(records: list[TrialRecord]) -> pd.DataFrame:
     rows = [{**_key(r), "trial_id": r.trial_id, "status": str(r.status), "reason": r.error or ""} for r in records]
     return pd.DataFrame(rows, columns=[*KEY, "trial_id", "status", "reason"])
@@ -563,6 +579,7 @@ def build(run_dirs: list[Path]) -> Report:
         "data": data_table(records, results),
         "cmi": cmi_table(per_trial),
         "cmi_trials": per_trial,
+        "ncmi_metric": ncmi_metric(per_trial),
         "curves": curves_table(records),
         "trials": trials_table(records),
         "reference": reference.table(),

@@ -4,9 +4,10 @@ import html.parser
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from harness.report import build
+from harness.report import build, ncmi_metric
 from harness.results import write_json, write_predictions
 from harness.trainer import Predictions
 
@@ -215,3 +216,24 @@ def test_runs_whose_trials_differ_in_more_than_the_seed_are_not_merged(cli, tmp_
         write_json(path, record)
     code, _, err = cli("report", str(tmp_path / "a"), str(tmp_path / "b"), "--output", str(tmp_path / "r"))
     assert code == 2 and "rte-ce-s1 and rte-ce-s2" in err and "differ in lr, not only in their seed" in err
+
+
+def test_ncmi_against_the_metric_is_spearmans_rho_worked_by_hand(run_dir):
+    trials = pd.DataFrame(
+        {
+            "suite": "glue",
+            "model": "m",
+            "task": ["a"] * 4 + ["chance"] * 3,
+            "space": "posterior",
+            "ncmi": [0.1, 0.2, 0.3, 0.4, 0.1, 0.2, 0.3],
+            "metric": [90, 70, 80, 60, 0, 0, 0],  # ranks 4 2 3 1 against 1 2 3 4: sum d^2 = 18
+        }
+    )
+    table = ncmi_metric(trials).set_index("task")
+    assert table.loc["a", "rho"] == pytest.approx(1 - 6 * 18 / (4 * (4**2 - 1)))  # -0.8
+    assert 0 < table.loc["a", "p"] < 1
+    assert np.isnan(table.loc["chance", "rho"]) and table.loc["chance", "n"] == 3  # every trial at MCC 0
+    # through a run: rte's NCMI ranks 1.5 3.5 1.5 3.5 (ties averaged) against accuracy ranks 1 3 2 4:
+    # Pearson on the ranks, 4 / sqrt(4 * 5); wnli has 2 completed trials, too few to rank
+    built = build([run_dir]).tables["ncmi_metric"].set_index("task")
+    assert built.loc["rte", "rho"] == pytest.approx(4 / np.sqrt(20)) and np.isnan(built.loc["wnli", "rho"])
