@@ -215,8 +215,9 @@ def load_local(task: Task, layout: Layout, data_dir: Path) -> TaskData:
                 )
             notes.append(f"{task.name}: {split} is not evaluated: {path} not found")
             continue
-        st = path.stat()
-        stamp.append(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}")
+        # the content, not the path or mtime: a copy elsewhere (another node, a re-provisioned
+        # disk) keeps its trial ids, so its teachers and `harness run --reuse` still match
+        stamp.append(f"{layout.folder}/{name}:{hashlib.sha256(path.read_bytes()).hexdigest()}")
         splits[split] = split_from_columns(read_tsv(path, task, layout), hashlib.sha256(stamp[-1].encode()).hexdigest())
     fingerprint = hashlib.sha256("|".join(stamp).encode()).hexdigest()[:16]
     return TaskData(datasets.DatasetDict(splits), fingerprint, notes)

@@ -1,6 +1,9 @@
 """GLUE from disk in the classic layout (every task's columns and labels, missing and malformed
 files named by path and line) and from the Hub (mapped to the same columns; unreachable: one line)."""
 
+import os
+import shutil
+
 import pytest
 
 from harness.errors import HarnessError
@@ -74,10 +77,13 @@ def test_unknown_label_names_file_and_line(glue, tmp_path):
         glue.load(glue.task("qnli"), write_glue(tmp_path, replace=bad))
 
 
-def test_fingerprint_changes_with_the_data(glue, tmp_path):
+def test_fingerprint_follows_the_content_not_the_place_or_time(glue, tmp_path):
     task = glue.task("rte")
     first = glue.load(task, write_glue(tmp_path)).fingerprint
     assert glue.load(task, tmp_path).fingerprint == first
+    copy = shutil.copytree(tmp_path / "RTE", tmp_path / "elsewhere" / "RTE")  # another node, a re-provisioned disk
+    os.utime(copy / "train.tsv", (1, 1))
+    assert glue.load(task, tmp_path / "elsewhere").fingerprint == first
     (tmp_path / "RTE/train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\tx\ty\tentailment\n")
     assert glue.load(task, tmp_path).fingerprint != first
 
