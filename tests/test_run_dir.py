@@ -30,3 +30,24 @@ def test_storage_round_trips_a_trial_and_the_driver_fetches_no_weights(tmp_path)
     assert got == ["dev_predictions.safetensors", "record.json", "worker-0.log"]
     store.get("run/trials/none", tmp_path / "nothing")  # nothing stored yet: nothing fetched, no error
     assert not (tmp_path / "nothing").exists()
+
+
+def test_the_driver_fetches_a_trial_until_its_record_is_complete(loaded, tmp_path, monkeypatch):
+    from harness import ray_executor
+    from harness.planner import make_plan
+    from harness.record import Status, TrialRecord
+    from harness.rundir import RunDir
+    from harness.storage import Storage
+    from tests.helpers import SMALL_DATA
+
+    (cfg,) = make_plan(loaded, "smoke", ["nli"], ["ce"], "tiny", [1], check_model=False, **SMALL_DATA).trials
+    run, opts = RunDir(tmp_path / "run"), ray_executor.RayOptions(storage=str(tmp_path / "bucket"))
+    gets = []
+    monkeypatch.setattr(Storage, "get", lambda self, rel, into, only=None: gets.append(rel))
+    ray_executor._fetch(cfg, run, opts)  # nothing here yet
+    run.write(TrialRecord.failed(cfg, "killed"))
+    ray_executor._fetch(cfg, run, opts)  # a failed record may be followed by a retry's
+    assert len(gets) == 2
+    run.write(TrialRecord(cfg.trial_id(), Status.COMPLETED, cfg))
+    ray_executor._fetch(cfg, run, opts)  # complete: final, not fetched again
+    assert len(gets) == 2
