@@ -148,6 +148,12 @@ def build_parser() -> Parser:
     rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     rp.add_argument("--output", help="directory for the report files (default: RUN_DIR/report for one run)")
     rp.add_argument(
+        "--supersede",
+        action="store_true",
+        help="where several runs hold a task, take its trials from the last run given (a rerun of that task "
+        "at another budget) and say so in the report; without it such runs are refused",
+    )
+    rp.add_argument(
         "--formats", type=options.words("formats"), help="reporters to use (default: all; see `harness list`)"
     )
 

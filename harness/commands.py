@@ -61,12 +61,14 @@ def _execute(plan, run: RunDir, plugins, opts: Options, console: Console) -> int
     return 0 if all(r.completed for r in records) else 1
 
 
-def write_report(plugins, run_dirs: list[Path], out: Path, formats: list[str] | None, console: Console) -> None:
+def write_report(
+    plugins, run_dirs: list[Path], out: Path, formats: list[str] | None, console: Console, supersede: bool = False
+) -> None:
     from harness.render import rich_tables
     from harness.report import build
 
     reporters = [plugins.reporters.get(f) for f in formats] if formats else [e.obj for e in plugins.reporters]
-    report = build(run_dirs)
+    report = build(run_dirs, supersede)
     for table in rich_tables(report):
         console.print(table)
     for reporter in reporters:
@@ -86,7 +88,8 @@ def cmd_report(plugins, args, console: Console) -> int:
             )
     if args.output is None and len(run_dirs) > 1:
         raise HarnessError("several runs need --output DIR for the combined report")
-    write_report(plugins, run_dirs, Path(args.output) if args.output else run_dirs[0] / "report", args.formats, console)
+    out = Path(args.output) if args.output else run_dirs[0] / "report"
+    write_report(plugins, run_dirs, out, args.formats, console, args.supersede)
     return 0
 
 

@@ -505,11 +505,13 @@ def curves_table(records: list[TrialRecord]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*KEY, "epoch", "train_loss", "dev_metric"])
 
 
-def load_records(run_dirs: list[Path]) -> tuple[list[TrialRecord], dict[str, Path], list[str]]:
+def load_records(run_dirs: list[Path], supersede: bool = False) -> tuple[list[TrialRecord], dict[str, Path], list[str]]:
     """Every trial record of the runs (a trial in two runs counts once), where each lives, and the
-    runs' notes; a record that cannot be read, or is of a newer schema, is refused by path."""
-    records, where, notes = [], {}, []
-    for run_dir in run_dirs:
+    runs' notes; a record that cannot be read, or is of a newer schema, is refused by path. With
+    ``supersede``, a task's trials come from the last run that holds the task (a rerun of it at
+    another budget), and a note says which runs' trials of it were left out."""
+    records, where, origin, notes = [], {}, {}, []
+    for index, run_dir in enumerate(run_dirs):
         notes += [n for n in RunDir(run_dir).notes() if n not in notes]
         for path in sorted((run_dir / "trials").glob(f"*/{RECORD}")):
             try:
@@ -532,9 +534,30 @@ def load_records(run_dirs: list[Path]) -> tuple[list[TrialRecord], dict[str, Pat
                 )
             if r.trial_id not in where:
                 records.append(r)
-                where[r.trial_id] = path.parent
+                where[r.trial_id], origin[r.trial_id] = path.parent, index
+    if supersede:
+        records, superseded = _latest_per_task(records, origin, run_dirs)
+        notes += superseded
     records.sort(key=lambda r: tuple(_key(r).values()))
     return records, where, notes
+
+
+def _latest_per_task(
+    records: list[TrialRecord], origin: dict[str, int], run_dirs: list[Path]
+) -> tuple[list[TrialRecord], list[str]]:
+    """Each task's records from the last of ``run_dirs`` that holds it, and a note per task whose
+    trials in earlier runs were left out."""
+    runs_of: dict[tuple[str, str], set[int]] = {}
+    for r in records:
+        runs_of.setdefault((r.config.suite, r.config.task), set()).add(origin[r.trial_id])
+    notes = [
+        f"{task}: trials from {run_dirs[max(runs)]}, superseding those in "
+        f"{', '.join(str(run_dirs[i]) for i in sorted(runs - {max(runs)}))} (--supersede)"
+        for (_, task), runs in runs_of.items()
+        if len(runs) > 1
+    ]
+    kept = [r for r in records if origin[r.trial_id] == max(runs_of[r.config.suite, r.config.task])]
+    return kept, notes
 
 
 def check_comparable(records: list[TrialRecord]) -> None:
@@ -549,12 +572,13 @@ def check_comparable(records: list[TrialRecord]) -> None:
         if differ:
             raise HarnessError(
                 f"trials {seen.trial_id} and {r.trial_id} ({' '.join(map(str, group))}) differ in "
-                f"{', '.join(differ)}, not only in their seed: report those runs separately"
+                f"{', '.join(differ)}, not only in their seed: report those runs separately, or with "
+                "--supersede take each task from the last run given that holds it"
             )
 
 
-def build(run_dirs: list[Path]) -> Report:
-    records, where, notes = load_records(run_dirs)
+def build(run_dirs: list[Path], supersede: bool = False) -> Report:
+    records, where, notes = load_records(run_dirs, supersede)
     check_comparable(records)
     preds = {}
     for r in completed(records):

@@ -216,6 +216,16 @@ def test_runs_whose_trials_differ_in_more_than_the_seed_are_not_merged(cli, tmp_
         write_json(path, record)
     code, _, err = cli("report", str(tmp_path / "a"), str(tmp_path / "b"), "--output", str(tmp_path / "r"))
     assert code == 2 and "rte-ce-s1 and rte-ce-s2" in err and "differ in lr, not only in their seed" in err
+    # --supersede: rte from the last run given, the other run's rte trials left out and named
+    add_trial(tmp_path / "a", "wnli", "ce", 1, 0.5)
+    code, _, err = cli(
+        "report", str(tmp_path / "a"), str(tmp_path / "b"), "--output", str(tmp_path / "r"), "--supersede"
+    )
+    assert code == 0, err
+    trials = json.loads((tmp_path / "r" / "report.json").read_text())["tables"]["trials"]
+    assert sorted(t["trial_id"] for t in trials) == ["rte-ce-s2", "wnli-ce-s1"]
+    note = f"rte: trials from {tmp_path / 'b'}, superseding those in {tmp_path / 'a'} (--supersede)"
+    assert note in (tmp_path / "r" / "report.md").read_text()
 
 
 def test_ncmi_against_the_metric_is_spearmans_rho_worked_by_hand(run_dir):
