@@ -36,8 +36,9 @@ TASK_SETTINGS = (*TRAINING, "seeds")
 
 def task_settings(given: dict[str, dict[str, Any]], tasks: list[str]) -> dict[str, dict[str, Any]]:
     """``{"rte": {"epochs": "10", "seeds": "1+2+3"}}`` (command-line text, or the YAML's numbers and
-    lists) -> ``{"rte": {"epochs": 10, "seeds": [1, 2, 3]}}``: per-task trial settings and seeds."""
-    _check_groups(given, "--task-args", tasks, "the run's tasks")
+    lists) -> ``{"rte": {"epochs": 10, "seeds": [1, 2, 3]}}``: per-task trial settings and seeds.
+    ``tasks``: the suite's, so a study's config keeps every task's settings under ``--tasks``."""
+    _check_groups(given, "--task-args", tasks, "the suite's tasks")
     out: dict[str, dict[str, Any]] = {}
     for task, kv in given.items():
         for name, value in kv.items():
@@ -96,7 +97,7 @@ def make_plan(
         twice = sorted({str(v) for v in values if values.count(v) > 1})
         if twice:
             raise HarnessError(f"{flag} lists {', '.join(twice)} more than once; give each value once")
-    per_task = task_settings(task_args or {}, [t.name for t in selected])
+    per_task = task_settings(task_args or {}, [t.name for t in suite_obj.tasks])
     classes = {name: plugins.objectives.get(name) for name in objectives}
     given = objective_args or {}
     check_objective_args(given, objectives)

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from harness.cli import parse
+from harness.planner import make_plan
 from tests.helpers import SMALL_DATA_FLAGS
 
 
@@ -82,7 +83,7 @@ def test_settings_on_the_command_line(loaded):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--task-args", "rte.epochs=3"], "'rte' is not among the run's tasks (sentiment, nli)"),
+        (["--task-args", "rte.epochs=3"], "'rte' is not among the suite's tasks (sentiment, nli)"),
         (["--task-args", "nli.seed=3"], "'seed' is not a per-task setting"),
         (["--task-args", "nli.epochs=x"], "'x' is not a whole number"),
         (["--task-args", "nli.epochs=0"], "--epochs 0: must be at least 1"),
@@ -132,3 +133,11 @@ def test_an_unset_later_field_leaves_trial_ids_as_they_were(loaded):
     digest = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:8]
     assert cfg.trial_id() == f"nli-ce-s1-{digest}"  # the id a run recorded before max_dev_samples existed
     assert TrialConfig(**{**cfg.to_dict(), "plugins": (), "max_dev_samples": 10}).trial_id() != cfg.trial_id()
+
+
+def test_a_study_config_narrowed_by_tasks_keeps_the_other_tasks_settings_unused(loaded):
+    """`harness run --config benchmarks/paper_cpu.yaml --tasks cola`: the file's settings for the
+    other tasks are the suite's tasks, so not refused, and do not touch the task that runs."""
+    task_args = {"sentiment": {"epochs": "5", "seeds": [7]}, "nli": {"lr": "1e-4"}}
+    plan = make_plan(loaded, "smoke", ["nli"], ["ce"], "tiny", [1], None, False, task_args=task_args, epochs=2)
+    assert [(c.task, c.epochs, c.lr, c.seed) for c in plan.trials] == [("nli", 2, 1e-4, 1)]
