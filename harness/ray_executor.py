@@ -442,8 +442,10 @@ def _fetch(cfg: TrialConfig, run: RunDir, opts: RayOptions) -> None:
     """With a storage: the trial's record, predictions and logs into the driver's run directory,
     unless a completed record is there already (final: a completed trial never runs again), so a
     trial is fetched once however many places ask (the live display, the end of its stage)."""
-    done = run.record(cfg) if opts.storage else None
-    if opts.storage and not (done and done.completed):
+    if not opts.storage:
+        return
+    done = run.record(cfg)
+    if not (done and done.completed):
         Storage(opts.storage).get(Storage.trial(run.path.name, cfg), run.trial_dir(cfg), only=fetched)
 
 

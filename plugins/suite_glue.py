@@ -138,9 +138,9 @@ OFFICIAL_ROWS = {
 }
 
 
-def read_tsv(path: Path, task: Task, layout: Layout) -> dict[str, list]:
-    """Rows of one GLUE TSV file as columns idx, text_a, [text_b], label; a bad row names file and line."""
-    raw_bytes = path.read_bytes()
+def read_tsv(path: Path, raw_bytes: bytes, task: Task, layout: Layout) -> dict[str, list]:
+    """Rows of one GLUE TSV file (``raw_bytes``, read from ``path``) as columns idx, text_a, [text_b],
+    label; a bad row names file and line."""
     try:
         lines = raw_bytes.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
@@ -217,8 +217,10 @@ def load_local(task: Task, layout: Layout, data_dir: Path) -> TaskData:
             continue
         # the content, not the path or mtime: a copy elsewhere (another node, a re-provisioned
         # disk) keeps its trial ids, so its teachers and `harness run --reuse` still match
-        stamp.append(f"{layout.folder}/{name}:{hashlib.sha256(path.read_bytes()).hexdigest()}")
-        splits[split] = split_from_columns(read_tsv(path, task, layout), hashlib.sha256(stamp[-1].encode()).hexdigest())
+        raw = path.read_bytes()
+        stamp.append(f"{layout.folder}/{name}:{hashlib.sha256(raw).hexdigest()}")
+        key = hashlib.sha256(stamp[-1].encode()).hexdigest()
+        splits[split] = split_from_columns(read_tsv(path, raw, task, layout), key)
     fingerprint = hashlib.sha256("|".join(stamp).encode()).hexdigest()[:16]
     return TaskData(datasets.DatasetDict(splits), fingerprint, notes)
 
