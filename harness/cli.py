@@ -154,6 +154,12 @@ def build_parser() -> Parser:
         "at another budget) and say so in the report; without it such runs are refused",
     )
     rp.add_argument(
+        "--equivalence-margin",
+        type=float,
+        metavar="POINTS",
+        help="two one-sided tests: is every difference within +-POINTS of the metric? (default: 1)",
+    )
+    rp.add_argument(
         "--formats", type=options.words("formats"), help="reporters to use (default: all; see `harness list`)"
     )
 
@@ -194,8 +200,8 @@ def _trial_options(p: argparse.ArgumentParser) -> None:
         metavar="TASK.KEY=V,...",
         type=converter("task_args"),
         help="per-task settings over the global ones, e.g. rte.epochs=10,rte.lr=5e-5,rte.seeds=1+2+3+4+5 (keys: "
-        "epochs, "
-        "lr, batch_size, max_seq_length, warmup_ratio, weight_decay, max_train_samples, max_dev_samples, seeds)",
+        "epochs, lr, batch_size, max_seq_length, warmup_ratio, weight_decay, max_train_samples, max_dev_samples, "
+        "dev_from_train, seeds)",
     )
     p.add_argument("--teacher-model", help="teacher of kd / cmi_max_kd (e.g. minilm-l6, with --model minilm-l6:half)")
     p.add_argument(
@@ -217,6 +223,20 @@ def _trial_options(p: argparse.ArgumentParser) -> None:
         "--max-dev-samples",
         type=converter("max_dev_samples"),
         help="deterministic subsample of each dev split (said in the report)",
+    )
+    p.add_argument(
+        "--dev-from-train",
+        type=converter("dev_from_train"),
+        metavar="N",
+        help="hold out N training rows (fixed, the same for every trial) as the dev set, in place of the task's dev "
+        "splits; said in the report",
+    )
+    p.add_argument(
+        "--feature-cmi-temperature",
+        type=converter("feature_cmi_temperature"),
+        metavar="T",
+        help="also measure dev CMI of softmax(pooled features / T) on every trial (the control of a "
+        "space=features arm)",
     )
     p.add_argument("--zero-stage", type=converter("zero_stage"), help="DeepSpeed ZeRO stage (default: 0)")
     p.add_argument("--precision", help="fp32, bf16, or fp16 (GPU only) (default: fp32)")

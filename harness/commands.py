@@ -62,13 +62,21 @@ def _execute(plan, run: RunDir, plugins, opts: Options, console: Console) -> int
 
 
 def write_report(
-    plugins, run_dirs: list[Path], out: Path, formats: list[str] | None, console: Console, supersede: bool = False
+    plugins,
+    run_dirs: list[Path],
+    out: Path,
+    formats: list[str] | None,
+    console: Console,
+    supersede: bool = False,
+    margin: float | None = None,
 ) -> None:
     from harness.render import rich_tables
     from harness.report import build
+    from harness.significance import MARGIN
 
     reporters = [plugins.reporters.get(f) for f in formats] if formats else [e.obj for e in plugins.reporters]
-    report = build(run_dirs, supersede)
+    targets = {e.name: e.obj.cmi_target for e in plugins.objectives}
+    report = build(run_dirs, supersede, targets, (margin if margin is not None else 100 * MARGIN) / 100)
     for table in rich_tables(report):
         console.print(table)
     for reporter in reporters:
@@ -89,7 +97,9 @@ def cmd_report(plugins, args, console: Console) -> int:
     if args.output is None and len(run_dirs) > 1:
         raise HarnessError("several runs need --output DIR for the combined report")
     out = Path(args.output) if args.output else run_dirs[0] / "report"
-    write_report(plugins, run_dirs, out, args.formats, console, args.supersede)
+    if args.equivalence_margin is not None and not args.equivalence_margin > 0:
+        raise HarnessError(f"--equivalence-margin {args.equivalence_margin}: give a positive number of points, e.g. 1")
+    write_report(plugins, run_dirs, out, args.formats, console, args.supersede, args.equivalence_margin)
     return 0
 
 

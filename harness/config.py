@@ -26,8 +26,10 @@ TRAINING = (
     "weight_decay",
     "max_train_samples",
     "max_dev_samples",
+    "dev_from_train",
 )
-LATER_FIELDS = ("max_dev_samples",)  # fields added after runs were recorded: left out of the id when unset
+# fields added after runs were recorded: left out of the id when unset
+LATER_FIELDS = ("max_dev_samples", "dev_from_train", "feature_cmi_temperature")
 NOT_IDENTITY = ("teacher_store", "trackers", "tracking_dir")  # where results go, not what they are
 
 
@@ -48,6 +50,12 @@ class TrialConfig:
     grad_clip: float = 1.0
     max_train_samples: int | None = None
     max_dev_samples: int | None = None  # a fixed subsample of each dev split (CPU-scale studies; reported)
+    # a fixed set of this many training rows held out as the dev set, in place of the task's dev
+    # splits (a dev set larger than the one shipped, or one where none is usable; reported)
+    dev_from_train: int | None = None
+    # also measure CMI, Gamma, NCMI of softmax(h / T) over the pooled features h on every trial,
+    # whatever its objective: the feature-space control of a `space=features` arm
+    feature_cmi_temperature: float | None = None
     data_dir: str | None = None
     zero_stage: int = 0
     precision: str = "fp32"
@@ -76,6 +84,12 @@ class TrialConfig:
             (0 <= self.grad_clip < math.inf, "grad-clip", "must be >= 0 and finite (0 turns clipping off)"),
             (self.max_train_samples is None or self.max_train_samples >= 1, "max-train-samples", "must be >= 1"),
             (self.max_dev_samples is None or self.max_dev_samples >= 1, "max-dev-samples", "must be >= 1"),
+            (self.dev_from_train is None or self.dev_from_train >= 1, "dev-from-train", "must be >= 1"),
+            (
+                self.feature_cmi_temperature is None or 0 < self.feature_cmi_temperature < math.inf,
+                "feature-cmi-temperature",
+                "must be positive and finite, e.g. 0.1",
+            ),
             (self.zero_stage in (0, 1, 2, 3), "zero-stage", "must be 0, 1, 2 or 3"),
             (self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}"),
             (self.threads is None or self.threads >= 1, "threads", "must be at least 1"),

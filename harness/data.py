@@ -16,6 +16,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
+from harness.errors import HarnessError
 from harness.suite import Task, TaskData
 
 CACHE_ENV = "HARNESS_CACHE"
@@ -34,6 +35,21 @@ def subsample(ds: datasets.Dataset, n: int | None) -> datasets.Dataset:
     return ds.select(keep)
 
 
+def hold_out(splits: dict, task: Task, n: int) -> dict:
+    """``n`` training rows (a fixed permutation, kept in file order, the same for every seed) as the
+    task's first dev split, in place of its dev splits; the rest of the rows as train."""
+    train = splits["train"]
+    if n >= len(train):
+        raise HarnessError(
+            f"--dev-from-train {n}: task {task.name!r} has only {len(train):,} training rows; hold out fewer"
+        )
+    order = np.random.default_rng(1).permutation(len(train))
+    return {
+        "train": train.select(np.sort(order[n:])),
+        task.dev_splits[0]: train.select(np.sort(order[:n])),
+    }
+
+
 def tokenizer_fingerprint(tok) -> str:
     if getattr(tok, "is_fast", False):
         blob = tok.backend_tokenizer.to_str()
@@ -43,18 +59,26 @@ def tokenizer_fingerprint(tok) -> str:
 
 
 def tokenize(
-    task: Task, data: TaskData, tok, max_len: int, max_train: int | None, max_dev: int | None = None
+    task: Task,
+    data: TaskData,
+    tok,
+    max_len: int,
+    max_train: int | None,
+    max_dev: int | None = None,
+    dev_from_train: int | None = None,
 ) -> datasets.DatasetDict:
     """Tokenized splits with columns input_ids, token_type_ids (if the model uses them), label, idx, length;
-    ``max_train``/``max_dev``: fixed subsamples of the train and dev splits (the same for every trial)."""
+    ``max_train``/``max_dev``: fixed subsamples of the train and dev splits (the same for every trial);
+    ``dev_from_train``: that many training rows held out as the dev set first (``hold_out``)."""
     sizes = [max_train] if max_dev is None else [max_train, max_dev]  # cache keys of earlier runs stay valid
+    sizes += [] if dev_from_train is None else [{"dev_from_train": dev_from_train}]
     key = hashlib.sha256(
         json.dumps([tokenizer_fingerprint(tok), task.name, data.fingerprint, max_len, *sizes]).encode()
     ).hexdigest()[:20]
     path = cache_root() / "tokenized" / f"{task.name}-{key}"
     if (path / "dataset_dict.json").exists():
         return datasets.load_from_disk(str(path))
-    splits = dict(data.splits)
+    splits = dict(data.splits) if dev_from_train is None else hold_out(dict(data.splits), task, dev_from_train)
     splits = {name: subsample(ds, max_train if name == "train" else max_dev) for name, ds in splits.items()}
     columns = ["text_a", "text_b"] if task.pair else ["text_a"]
 

@@ -122,6 +122,10 @@ class Objective:
     # ``needs`` (set in __init__) is ``needs_for(self.hp)``, which defaults to this.
     needs: frozenset[str] = frozenset({"logits"})
     compare_to: ClassVar[tuple[str, ...]] = ("ce",)
+    # Whose dev CMI this objective means to move, and which way: ("self", -1) lowers the trained
+    # model's own, ("teacher", +1) raises its teacher's; None: not a CMI treatment. Reports check
+    # it moved (harness.manipulation) before they read the objective's effect.
+    cmi_target: ClassVar[tuple[str, int] | None] = None
     wants_train_pass: bool = False
 
     def __init__(self, num_labels: int, **hparams: Any):
@@ -157,6 +161,13 @@ class Objective:
         for attr in ("name", "description"):
             if not isinstance(getattr(cls, attr, None), str):
                 raise TypeError(f"{cls.__qualname__} must define a string class attribute {attr!r}")
+        target = cls.cmi_target
+        if target is not None and not (
+            isinstance(target, tuple) and len(target) == 2 and target[0] in ("self", "teacher") and target[1] in (-1, 1)
+        ):
+            raise TypeError(
+                f'{cls.__qualname__}.cmi_target must be None or ("self" | "teacher", -1 | +1), got {target!r}'
+            )
         cls.needs_by_setting()
 
     @classmethod

@@ -68,12 +68,23 @@ def confirm_seeds(value: Any) -> list[int]:
     return [] if str(value).strip().lower() == "none" else seeds(value)
 
 
+SETTING_KEYS = ("model", "objectives", "teacher_model", "objective_args", "seeds")
+
+
 def setting(value: Any) -> dict:
-    """``MODEL=OBJ,OBJ[@TEACHER]``, or the YAML's ``{model, objectives, teacher_model}``."""
+    """``MODEL=OBJ,OBJ[@TEACHER]``, or the YAML's ``{model, objectives, teacher_model, objective_args,
+    seeds}``: the last two (config files only) override the run's for this setting's trials, so one
+    study can hold several doses of one objective, each with its own seeds."""
+    extra: dict[str, Any] = {"objective_args": {}, "seeds": None}
     if isinstance(value, dict):
-        if not {"model", "objectives"} <= set(value) or set(value) - {"model", "objectives", "teacher_model"}:
-            raise Invalid(f"each of setting: needs model and objectives (and may name teacher_model), got {value!r}")
+        if not {"model", "objectives"} <= set(value) or set(value) - set(SETTING_KEYS):
+            raise Invalid(
+                f"each of setting: needs model and objectives (and may name teacher_model, objective_args, "
+                f"seeds), got {value!r}"
+            )
         model, objectives, teacher = value["model"], value["objectives"], value.get("teacher_model")
+        extra["objective_args"] = dotted("objective_args", "OBJECTIVE: {KEY: VALUE}")(value.get("objective_args") or {})
+        extra["seeds"] = seeds(value["seeds"]) if value.get("seeds") is not None else None
     else:
         model, eq, rest = str(value).partition("=")
         objectives, _, teacher = rest.partition("@")
@@ -83,6 +94,7 @@ def setting(value: Any) -> dict:
         "model": str(model).strip(),
         "objectives": words("objectives")(objectives),
         "teacher_model": str(teacher).strip() or None if teacher else None,
+        **extra,
     }
 
 
@@ -184,6 +196,8 @@ class Options:
     weight_decay: float = opt(0.01, number(float))
     max_train_samples: int | None = opt(None, number(int))
     max_dev_samples: int | None = opt(None, number(int))
+    dev_from_train: int | None = opt(None, number(int))
+    feature_cmi_temperature: float | None = opt(None, number(float))
     zero_stage: int = opt(0, number(int))
     precision: str = opt("fp32")
     threads: int | None = opt(None, number(int))
@@ -225,7 +239,13 @@ class Options:
 
             from_file = {k: v for k, v in RunDir(given["resume"]).stored_options().items() if k in _FIELDS}
             given = {k: v for k, v in given.items() if k in RESUMING}
-        return cls(command=command, **{**COMMAND_DEFAULTS.get(command, {}), **from_file, **given}).check()
+        merged = {**COMMAND_DEFAULTS.get(command, {}), **from_file, **given}
+        for key in NESTED:  # the command line's OBJ.KEY=V adds to the file's OBJ: {KEY: V}, key by key
+            if key in from_file and key in given:
+                merged[key] = {
+                    g: {**from_file[key].get(g, {}), **given[key].get(g, {})} for g in {**from_file[key], **given[key]}
+                }
+        return cls(command=command, **merged).check()
 
     def execution(self) -> dict[str, Any]:
         """What a run's run.json keeps of these options (EXECUTION)."""
@@ -264,7 +284,9 @@ class Options:
         """What every trial gets from these options (harness.config.TrialConfig's fields)."""
         from harness.config import TRAINING
 
-        out = {k: getattr(self, k) for k in (*TRAINING, "zero_stage", "precision", "threads")}
+        out = {
+            k: getattr(self, k) for k in (*TRAINING, "zero_stage", "precision", "threads", "feature_cmi_temperature")
+        }
         out["data_dir"] = str(Path(self.data_dir).resolve()) if self.data_dir else None
         out["plugins"] = tuple(self.plugin)
         out["trackers"] = tuple(self.tracker)
@@ -283,6 +305,8 @@ class Options:
             {"model": self.model, "objectives": self.objectives, "teacher_model": self.teacher_model}
         ]
         check_objective_args(self.objective_args, [o for g in groups for o in g["objectives"]])
+        for g in groups:
+            check_objective_args(g.get("objective_args") or {}, g["objectives"])
         return merge(
             [
                 make_plan(
@@ -291,8 +315,12 @@ class Options:
                     self.tasks,
                     g["objectives"],
                     g["model"],
-                    seeds,
-                    {o: kv for o, kv in self.objective_args.items() if o in g["objectives"]},
+                    g.get("seeds") or seeds,
+                    {
+                        o: {**self.objective_args.get(o, {}), **(g.get("objective_args") or {}).get(o, {})}
+                        for o in g["objectives"]
+                        if o in self.objective_args or o in (g.get("objective_args") or {})
+                    },
                     check_model,
                     teacher_model=g["teacher_model"],
                     task_args=self.task_args,
@@ -326,6 +354,9 @@ class Options:
             quiet=self.quiet,
             dashboard=self.dashboard,
         )
+
+
+NESTED = ("objective_args", "task_args")  # {GROUP: {KEY: VALUE}} options
 
 
 def converter(name: str):

@@ -118,6 +118,17 @@ def make_plan(
         data.check(task, suite)
         notes += data.notes
         fingerprints[task.name] = data.fingerprint
+        held_out = {**settings, **per_task.get(task.name, {})}.get("dev_from_train")
+        if held_out and held_out >= len(data.splits["train"]):
+            raise HarnessError(
+                f"dev_from_train {held_out}: task {task.name!r} has only {len(data.splits['train']):,} training "
+                f"rows; hold out fewer"
+            )
+        if held_out:
+            notes.append(
+                f"{task.name}: the dev set is {held_out:,} rows held out from the training data (the same for "
+                f"every trial), not the task's own dev split; scores are not comparable with published ones"
+            )
     teachers: dict[str, TrialConfig] = {}  # trial id -> config, in stage order, each once
     trials = []
     for t in selected:

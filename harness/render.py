@@ -18,7 +18,16 @@ CHANCE_NOTE = (
 )
 TEST_NOTE = (
     "Seed-aware test (harness.significance): seeds and dev examples as crossed random factors; paired by "
-    f"seed when both arms ran the same seeds; t interval; Holm-adjusted over each comparison's tasks (α = {ALPHA})."
+    "seed when both arms ran the same seeds; the seed variance never below what each seed's dev-example noise "
+    "forces, and no interval narrower than one dev example (*: a floor set it); t interval, 95%, unadjusted "
+    f"for the several tasks; p also Holm-adjusted over each comparison's tasks (α = {ALPHA}). 'equivalence': "
+    "two one-sided tests against ±margin; 'detectable': the difference the test finds with 80% power."
+)
+MANIPULATION_NOTE = (
+    "Manipulation check (harness.manipulation): each CMI arm's dev CMI, in the space it shapes, as a ratio to "
+    "its own seed's control (for a distillation student: its teacher's CMI against the control teacher's); "
+    "it holds when CMI moved at least 10% the intended way. Where it fails the objective was not applied, "
+    "whatever the metric says: the task is left out of 'better on k of n'."
 )
 
 
@@ -29,11 +38,33 @@ def _significance_view(sig: pd.DataFrame) -> pd.DataFrame:
             "task": sig["row"],
             "comparison": sig["objective"] + " − " + sig["baseline"],
             "Δ": sig["delta"].map(lambda v: f"{v:+.2f}"),
-            "95% interval": [f"[{a:+.2f}, {b:+.2f}]" for a, b in zip(sig["ci_low"], sig["ci_high"], strict=True)],
+            "95% interval, unadjusted": [
+                f"[{a:+.2f}, {b:+.2f}]{'*' if f else ''}"
+                for a, b, f in zip(sig["ci_low"], sig["ci_high"], sig["floored"], strict=True)
+            ],
             "p": sig["p_value"].map(format_p),
             "p (Holm)": sig["p_holm"].map(format_p),
+            "equivalence": sig["equivalence"],
+            "detectable": sig["mde"].map(lambda v: f"±{v:.2f}"),
             "seeds": sig["seeds"] + " (" + sig["design"] + ")",
             "note": sig["note"],
+        }
+    )
+
+
+def _manipulation_view(m: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "setting": m["suite"] + " / " + m["model"],
+            "task": m["task"],
+            "arm": m["objective"],
+            "target": m["target"],
+            "control": m["control"],
+            "CMI ratio, mean [min, max] over seeds": [
+                "—" if n == 0 else f"×{r:.3f} [{lo:.3f}, {hi:.3f}] (n={n})"
+                for r, lo, hi, n in zip(m["ratio"], m["ratio_min"], m["ratio_max"], m["seeds"], strict=True)
+            ],
+            "check": ["holds" if h else "FAILS: " + note for h, note in zip(m["holds"], m["note"], strict=True)],
         }
     )
 
@@ -66,7 +97,7 @@ def _ncmi_metric_view(c: pd.DataFrame) -> pd.DataFrame:
     c = c.copy()
     c["rho"] = c["rho"].map(lambda v: "—" if np.isnan(v) else f"{v:+.2f}")
     c["p"] = c["p"].map(lambda v: "" if np.isnan(v) else f"{v:.3f}")
-    return c.rename(columns={"rho": "ρ", "n": "trials"})
+    return c.rename(columns={"rho": "ρ within seeds", "n": "trials"})
 
 
 def sections(report: Report) -> list[tuple[str, pd.DataFrame]]:
@@ -79,10 +110,14 @@ def sections(report: Report) -> list[tuple[str, pd.DataFrame]]:
     out.append(("Data: what each task trained and was scored on", t["data"]))
     if report.notes:
         out.append(("Notes on the data", pd.DataFrame({"note": report.notes})))
+    if not t["manipulation"].empty:
+        title = "Manipulation checks, first: did each CMI objective move the CMI it targets?"
+        out.append((title, _manipulation_view(t["manipulation"])))
     if not t["wins"].empty:
         out.append(("Comparisons: better on k of n tasks (headline metric)", t["wins"][["summary"]]))
     if not t["significance"].empty:
-        out.append(("Significance: seed-aware test (Δ in points, 95% interval)", _significance_view(t["significance"])))
+        title = "Significance: seed-aware test (Δ in points; 95% intervals unadjusted, p also Holm-adjusted)"
+        out.append((title, _significance_view(t["significance"])))
     if not t["teachers"].empty:
         out.append(
             ("Distillation teachers, side by side (dev, mean over the students' seeds)", _teachers_view(t["teachers"]))
@@ -101,8 +136,8 @@ def sections(report: Report) -> list[tuple[str, pd.DataFrame]]:
         out.append((title + "a space=features objective optimises", _cmi_view(t["cmi"])))
     if not t["ncmi_metric"].empty:
         title = (
-            "Dev NCMI against the dev metric: Spearman's ρ over trials (arms and seeds pooled; descriptive; "
-            "—: under 3 trials, or every trial at one value)"
+            "Dev NCMI against the dev metric: rank correlation among trials of the same seed, p by permuting "
+            "within seeds (descriptive; —: under 3 such trials, or every trial at one value)"
         )
         out.append((title, _ncmi_metric_view(t["ncmi_metric"])))
     bad = t["trials"][t["trials"]["status"] != "completed"]
@@ -113,7 +148,7 @@ def sections(report: Report) -> list[tuple[str, pd.DataFrame]]:
             t["reference"],
         )
     )
-    out.append(("How to read the tables", pd.DataFrame({"note": [CHANCE_NOTE, TEST_NOTE]})))
+    out.append(("How to read the tables", pd.DataFrame({"note": [CHANCE_NOTE, MANIPULATION_NOTE, TEST_NOTE]})))
     return out
 
 
@@ -149,11 +184,14 @@ def rich_tables(report: Report) -> list:
         out.append(_rich(f"{suite} / {model}: dev metric (%), mean ± std over seeds", wide.reset_index()))
         cmi = _cmi_view(here(t["cmi"]))[["task", "objective", "space", "cmi", "Γ", "ncmi"]]
         out.append(_rich("dev CMI, Γ, NCMI (means over seeds)", cmi))
+        manip = here(t["manipulation"])
+        if not manip.empty:
+            out.append(_rich("manipulation checks (read first)", _manipulation_view(manip).drop(columns="setting")))
         sig = here(t["significance"])
         if not sig.empty:
             out.append(_rich("seed-aware test", _significance_view(sig).drop(columns="setting")))
         out += list(here(t["wins"])["summary"])
-    out += [CHANCE_NOTE, TEST_NOTE]
+    out += [CHANCE_NOTE, MANIPULATION_NOTE, TEST_NOTE]
     out.append(_rich("data", t["data"]))
     out += [f"note: {n}" for n in report.notes]
     if not t["teachers"].empty:

@@ -20,8 +20,10 @@ Tables (pandas, long form, numeric; every reporter renders these):
   and what the task's score averages.
 * ``cmi`` / ``cmi_trials``: dev CMI, Gamma, NCMI of the class posterior and, for objectives
   that shape another distribution, of that one (``space``).
-* ``ncmi_metric``: per setting, task and space, Spearman's rank correlation between dev NCMI and
-  the dev metric over every completed trial (arms and seeds pooled: descriptive, not a test of a cause).
+* ``manipulation``: per CMI arm and task, whether its objective moved the dev CMI it targets
+  (harness.manipulation); a failed check leaves the task out of ``wins``.
+* ``ncmi_metric``: per setting, task and space, the within-seed rank correlation between dev NCMI
+  and the dev metric, with a permutation p over trials of the same seed (descriptive, not a cause).
 * ``trials``: every trial with status and, for failed or skipped ones, the reason.
 * ``reference``: published GLUE dev numbers with the metric behind each (harness.reference).
 """
@@ -34,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness import chance, reference, significance
+from harness import chance, manipulation, reference, significance
 from harness.config import TRAINING
 from harness.errors import HarnessError
 from harness.metrics import GLUE_METRICS
@@ -248,8 +250,14 @@ def deltas_table(results: pd.DataFrame, pairs) -> pd.DataFrame:
 
 
 def significance_table(
-    records: list[TrialRecord], pairs, preds: dict[str, dict], learned: pd.DataFrame
+    records: list[TrialRecord],
+    pairs,
+    preds: dict[str, dict],
+    learned: pd.DataFrame,
+    margin: float = significance.MARGIN,
 ) -> pd.DataFrame:
+    """Per comparison and task: the seed-aware test (95% intervals unadjusted; p also Holm-adjusted
+    over the comparison's tasks), TOST within +-``margin``, the 80%-power detectable effect."""
     ok = learned.set_index([*SETTING, "task", "objective"])["learned"].to_dict()
     rows = []
     for suite, model, obj, base in pairs:
@@ -267,7 +275,7 @@ def significance_table(
             labels = preds[first.trial_id][split]["labels"]
             side = {name: [preds[r.trial_id][split]["probs"].argmax(1) for r in recs] for name, recs in sides.items()}
             seeds = {name: [r.config.seed for r in recs] for name, recs in sides.items()}
-            res = significance.compare(metric, labels, side[obj], side[base], seeds[obj], seeds[base])
+            res = significance.compare(metric, labels, side[obj], side[base], seeds[obj], seeds[base], margin=margin)
             both = ok.get((suite, model, task, obj)) and ok.get((suite, model, task, base))
             fewest = min(len(seeds[obj]), len(seeds[base]))
             note = (
@@ -289,6 +297,11 @@ def significance_table(
                     "ci_low": 100 * res.ci_low,
                     "ci_high": 100 * res.ci_high,
                     "p_value": res.p_value,
+                    "equivalence": significance.equivalence(res, fewest),
+                    "p_equivalence": res.p_equivalence,
+                    "mde": 100 * res.mde,
+                    "resolution": 100 * res.resolution,
+                    "floored": res.floored,
                     "design": res.design,
                     "seeds": f"{len(seeds[obj])} vs {len(seeds[base])}",
                     "n_examples": len(labels),
@@ -310,6 +323,11 @@ def significance_table(
         "ci_high",
         "p_value",
         "p_holm",
+        "equivalence",
+        "p_equivalence",
+        "mde",
+        "resolution",
+        "floored",
         "design",
         "seeds",
         "n_examples",
@@ -319,17 +337,26 @@ def significance_table(
     return pd.DataFrame(rows, columns=cols)
 
 
-def wins(deltas: pd.DataFrame, sig: pd.DataFrame) -> pd.DataFrame:
-    """Per comparison: on how many tasks (where both arms learned) the arm beats its baseline on the
-    headline metric, on how many of those significantly (Holm), and which tasks were left out."""
+def wins(deltas: pd.DataFrame, sig: pd.DataFrame, manip: pd.DataFrame) -> pd.DataFrame:
+    """Per comparison: on how many tasks the arm beats its baseline on the headline metric, on how
+    many of those significantly (Holm), counting only tasks where both arms learned and the arm's
+    manipulation check (harness.manipulation) did not fail; the tasks left out, each with why."""
     columns = [*SETTING, "objective", "baseline", "better", "significant", "worse_significant", "tasks", "left_out"]
     head = deltas[deltas["headline"].astype(bool)]
+    failed = {(r.suite, r.model, r.task, r.objective) for r in manip.itertuples() if not r.holds}
     rows = []
     for (suite, model, obj, base), d in head.groupby([*SETTING, "objective", "baseline"], sort=False):
         s = sig[(sig["suite"] == suite) & (sig["model"] == model) & (sig["objective"] == obj)]
         s = s[s["baseline"] == base].set_index("task")
-        counted = [t for t in d["task"] if t in s.index and s.loc[t, "both_learned"]]
-        left = [t for t in d["task"] if t not in counted]
+        why = {}
+        for t in d["task"]:
+            if t not in s.index:
+                why[t] = "no test"
+            elif not s.loc[t, "both_learned"]:
+                why[t] = "an arm not above chance"
+            elif (suite, model, t, obj) in failed:
+                why[t] = "CMI not moved"
+        counted = [t for t in d["task"] if t not in why]
         d = d.set_index("task")
         sig_here = [t for t in counted if s.loc[t, "p_holm"] < ALPHA]
         rows.append(
@@ -342,7 +369,7 @@ def wins(deltas: pd.DataFrame, sig: pd.DataFrame) -> pd.DataFrame:
                 "significant": int(sum(d.loc[t, "delta"] > 0 for t in sig_here)),
                 "worse_significant": int(sum(d.loc[t, "delta"] < 0 for t in sig_here)),
                 "tasks": len(counted),
-                "left_out": ", ".join(left),
+                "left_out": ", ".join(f"{t} ({w})" for t, w in why.items()),
             }
         )
     out = pd.DataFrame(rows, columns=columns)
@@ -358,7 +385,7 @@ def summary(r) -> str:
     if r.worse_significant:
         text += f"; significantly worse on {r.worse_significant}"
     if r.left_out:
-        text += f"; left out (no test, or an arm not above chance): {r.left_out}"
+        text += f"; left out: {r.left_out}"
     return text
 
 
@@ -424,7 +451,9 @@ def data_table(records: list[TrialRecord], results: pd.DataFrame) -> pd.DataFram
         if available and official.get("train") and available < official["train"]:
             train += " (a sample of the official train split)"
         dev = []
-        for split, n in d.get("dev_examples", {}).items():
+        if d.get("dev_from_train"):
+            dev.append(f"{d['dev_from_train']:,} rows held out from the training data (not an official dev split)")
+        for split, n in ({} if d.get("dev_from_train") else d.get("dev_examples", {})).items():
             available = d.get("dev_rows", {}).get(split, n)
             used = "" if available == n else f"{n:,} used (a fixed sample) of "
             dev.append(f"{split}: {used}{_rows_text(available, official.get(split))}")
@@ -470,18 +499,53 @@ def cmi_table(per_trial: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def ncmi_metric(per_trial: pd.DataFrame) -> pd.DataFrame:
-    """Spearman's rho = 1 - 6 sum d_i^2 / (n (n^2 - 1)) (d_i: rank differences; ties averaged) between
-    dev NCMI and the dev metric over a setting's trials on a task, with its two-sided p; NaN when
-    fewer than 3 trials or either is constant (every trial at chance has no ranking)."""
-    from scipy.stats import spearmanr
+PERMUTATIONS = 2000
 
+
+def ncmi_metric(per_trial: pd.DataFrame) -> pd.DataFrame:
+    """Within-seed rank correlation between dev NCMI and the dev metric over a setting's trials on a
+    task: both ranked among the trials of the same seed (ties averaged) and centred per seed, then
+    Pearson's r over all trials of seeds with two or more (a Spearman's rho that compares only
+    trials sharing a seed, so seed-to-seed differences cannot make it). Its two-sided p permutes
+    the metric within seeds (``PERMUTATIONS``, seeded): trials of one seed are not independent of
+    each other, seeds are. NaN when fewer than 3 such trials or either is constant."""
+    rng = np.random.default_rng(significance.SEED)
     rows = []
     for (suite, model, task, space), g in per_trial.groupby([*SETTING, "task", "space"], sort=False):
-        ranked = len(g) >= 3 and g["metric"].nunique() > 1 and g["ncmi"].nunique() > 1
-        rho, p = spearmanr(g["ncmi"], g["metric"]) if ranked else (np.nan, np.nan)
-        rows.append({"suite": suite, "model": model, "task": task, "space": space, "n": len(g), "rho": rho, "p": p})
-    return pd.DataFrame(rows, columns=[*SETTING, "task", "space", "n", "rho", "p"]).astype({"rho": float, "p": float})
+        g = g[g.groupby("seed")["seed"].transform("size") >= 2]
+        rho = p = np.nan
+        if len(g) >= 3 and g["metric"].nunique() > 1 and g["ncmi"].nunique() > 1:
+            x = _centred_ranks(g["ncmi"], g["seed"])
+            y = _centred_ranks(g["metric"], g["seed"])
+            if x.any() and y.any():
+                rho = float(x @ y / np.sqrt((x @ x) * (y @ y)))
+                blocks = [np.flatnonzero(g["seed"].to_numpy() == s) for s in g["seed"].unique()]
+                hits = 0
+                for _ in range(PERMUTATIONS):
+                    yp = y.copy()
+                    for b in blocks:
+                        yp[b] = y[rng.permutation(b)]
+                    hits += abs(x @ yp / np.sqrt((x @ x) * (yp @ yp))) >= abs(rho) - 1e-12
+                p = (1 + hits) / (1 + PERMUTATIONS)
+        rows.append(
+            {
+                "suite": suite,
+                "model": model,
+                "task": task,
+                "space": space,
+                "n": len(g),
+                "seeds": g["seed"].nunique(),
+                "rho": rho,
+                "p": p,
+            }
+        )
+    cols = [*SETTING, "task", "space", "n", "seeds", "rho", "p"]
+    return pd.DataFrame(rows, columns=cols).astype({"rho": float, "p": float})
+
+
+def _centred_ranks(values: pd.Series, seeds: pd.Series) -> np.ndarray:
+    ranks = values.groupby(seeds.to_numpy()).rank().to_numpy(dtype=float)
+    return ranks - pd.Series(ranks).groupby(seeds.to_numpy()).transform("mean").to_numpy()
 
 
 def trials_table(records: list[TrialRecord]) -> pd.DataFrame:
@@ -577,7 +641,14 @@ def check_comparable(records: list[TrialRecord]) -> None:
             )
 
 
-def build(run_dirs: list[Path], supersede: bool = False) -> Report:
+def build(
+    run_dirs: list[Path],
+    supersede: bool = False,
+    targets: dict[str, tuple[str, int] | None] | None = None,
+    margin: float = significance.MARGIN,
+) -> Report:
+    """The report of ``run_dirs``; ``targets``: each objective's ``cmi_target`` (from the installed
+    plugins: the manipulation checks), ``margin``: the equivalence margin (a fraction)."""
     records, where, notes = load_records(run_dirs, supersede)
     check_comparable(records)
     preds = {}
@@ -590,14 +661,16 @@ def build(run_dirs: list[Path], supersede: bool = False) -> Report:
     levels, learned = chance_and_learned(records, preds)
     pairs = comparisons(records)
     deltas = deltas_table(results, pairs)
-    sig = significance_table(records, pairs, preds, learned)
+    sig = significance_table(records, pairs, preds, learned, margin)
+    manip = manipulation.checks(records, pairs, targets or {}, learned, arm)
     per_trial = cmi_trials(records)
     tables = {
         "results": results,
         "chance": levels,
         "learned": learned,
         "deltas": deltas,
-        "wins": wins(deltas, sig),
+        "wins": wins(deltas, sig, manip),
+        "manipulation": manip,
         "significance": sig,
         "teachers": teachers_table(records),
         "data": data_table(records, results),

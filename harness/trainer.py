@@ -78,10 +78,25 @@ def _mean_over_ranks(loss: float, parts: dict[str, float]) -> tuple[float, dict[
     return float(values[0]), dict(zip(parts, values[1:].tolist(), strict=True))
 
 
-def _eval_pass(model, split: Columns, batch_size: int, tap=None, objective: Objective | None = None):
+def measured_space(objective: Objective | None, feature_temperature: float | None = None):
+    """The distribution, other than P_x, whose CMI a trial measures: the one ``objective`` shapes
+    (``Objective.cmi_distribution``), else, with ``feature_temperature`` T, softmax(h / T) over
+    the pooled features h (the feature-space control of a ``space=features`` arm). A function
+    of a forward's Outputs -> (space name, (B, K) distribution) or None."""
+
+    def shape(out: Outputs):
+        shaped = objective.cmi_distribution(out) if objective is not None else None
+        if shaped is None and feature_temperature and out.features is not None:
+            return "features", torch.softmax(out.features / feature_temperature, dim=-1)
+        return shaped
+
+    return shape
+
+
+def _eval_pass(model, split: Columns, batch_size: int, tap=None, shape=None):
     """Eval-mode logits (N, C) of ``model`` (a module or an engine) on ``split``, rows in split order,
-    and, when ``objective`` shapes another distribution (``Objective.cmi_distribution``), its name
-    and that distribution (N, K)."""
+    and, with ``shape`` (``measured_space``), the name of the other distribution it measures and
+    that distribution (N, K)."""
     model.eval()
     logits_out, space, space_out = None, None, None
     device = next(model.parameters()).device
@@ -92,7 +107,7 @@ def _eval_pass(model, split: Columns, batch_size: int, tap=None, objective: Obje
             logits = out.logits.double().cpu().numpy()
             logits_out = np.zeros((len(split), logits.shape[1])) if logits_out is None else logits_out
             logits_out[rows] = logits
-            shaped = objective.cmi_distribution(out) if objective is not None else None
+            shaped = shape(out) if shape is not None else None
             if shaped is not None:
                 space, p = shaped[0], shaped[1].double().cpu().numpy()
                 space_out = np.zeros((len(split), p.shape[1])) if space_out is None else space_out
@@ -134,12 +149,12 @@ def train_pass(engine, split: Columns, objective: Objective, batch_size: int, ta
 
 
 def evaluate(
-    engine, split: Columns, task: Task, batch_size: int, objective: Objective | None = None, tap=None
+    engine, split: Columns, task: Task, batch_size: int, objective: Objective | None = None, tap=None, shape=None
 ) -> tuple[dict, Predictions]:
-    """The task's GLUE metrics and CMI, Gamma, NCMI of the class posterior on ``split``; for an
-    objective that shapes another distribution (e.g. ``space=features``), also its CMI, Gamma
-    and NCMI in that space, as ``cmi_<space>``, ``gamma_<space>``, ``ncmi_<space>``."""
-    logits, space, shaped = _eval_pass(engine, split, batch_size, tap, objective)
+    """The task's GLUE metrics and CMI, Gamma, NCMI of the class posterior on ``split``; for another
+    distribution measured (``shape``, by default the one ``objective`` shapes, e.g. with
+    ``space=features``), also its CMI, Gamma and NCMI, as ``cmi_<space>``, ``gamma_<space>``, ``ncmi_<space>``."""
+    logits, space, shaped = _eval_pass(engine, split, batch_size, tap, shape or measured_space(objective))
     probs = torch.from_numpy(logits).softmax(-1).numpy()
     metrics = glue_metrics(task.metrics, split.labels, probs.argmax(axis=1))
     metrics.update(cmi_stats(probs, split.labels, task.num_labels))
@@ -170,7 +185,8 @@ def fit(
     total = cfg.epochs * steps_per_epoch
     engine = ds_engine.build(model, cfg, lr, total)
     rank, workers = ds_engine.world()
-    tap = _FeatureTap(engine.module) if "features" in objective.needs else None
+    tap = _FeatureTap(engine.module) if "features" in objective.needs or cfg.feature_cmi_temperature else None
+    shape = measured_space(objective, cfg.feature_cmi_temperature)
     result = FitResult()
     step, first_epoch = 0, 0
     keep = trial_dir is not None and checkpoint.supported(engine)
@@ -222,7 +238,9 @@ def fit(
             "train_parts": {k: v / n for k, v in parts_sum.items()},
         }
         for name, split in devs.items():
-            record[name], result.predictions[name] = evaluate(engine, split, task, 2 * cfg.batch_size, objective, tap)
+            record[name], result.predictions[name] = evaluate(
+                engine, split, task, 2 * cfg.batch_size, objective, tap, shape
+            )
         result.epochs.append(record)
         if save and epoch + 1 < cfg.epochs:
             state = {

@@ -69,7 +69,9 @@ def run_trial(
         arm = objective_cls.label(objective.hp)
         if cfg.init_from:  # a later teacher stage: named after the stages it continues, e.g. ce→cmi_max
             arm = f"{teachers.load_weights(store, cfg.init_from, model)}→{arm}"
-        tokenized = tokenize(task, data, tokenizer, cfg.max_seq_length, cfg.max_train_samples, cfg.max_dev_samples)
+        tokenized = tokenize(
+            task, data, tokenizer, cfg.max_seq_length, cfg.max_train_samples, cfg.max_dev_samples, cfg.dev_from_train
+        )
         pad_id = tokenizer.pad_token_id or 0
         train = Columns(tokenized["train"], pad_id)
         devs = {s: Columns(tokenized[s], pad_id) for s in task.dev_splits if s in tokenized}
@@ -77,15 +79,18 @@ def run_trial(
         record.role = "teacher" if cfg.save_teacher else "trial"
         record.arm, record.label_names, record.primary_metric = arm, list(task.label_names), task.primary
         record.lr, record.notes = lr, list(data.notes)
+        held_out = cfg.dev_from_train or 0
         record.data = {
             "fingerprint": data.fingerprint,
             "train_examples": len(train),
-            "train_rows": len(data.splits["train"]),
+            "train_rows": len(data.splits["train"]) - held_out,
             "dev_examples": {s: len(c) for s, c in devs.items()},
-            "dev_rows": {s: len(data.splits[s]) for s in devs},
-            "missing_splits": [s for s in task.dev_splits if s not in devs],
+            "dev_rows": {s: held_out or len(data.splits[s]) for s in devs},
+            "missing_splits": [] if held_out else [s for s in task.dev_splits if s not in devs],
             "official_rows": dict(task.official_rows),
         }
+        if held_out:
+            record.data["dev_from_train"] = held_out
         record.student_layers = getattr(model.config, "student_layers", None)
         record.hparams = objective.hp
         record.compare_to = [] if cfg.save_teacher else list(objective_cls.compare_to)

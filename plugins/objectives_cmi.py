@@ -206,6 +206,7 @@ class CMIMin(_CentroidObjective):
         HParam("beta", 0.01, "weight of the separation term, which pushes outputs from other centroids", minimum=0.0),
         *_CentroidObjective.common,
     )
+    cmi_target = ("self", -1)
 
     def loss(self, out: Outputs) -> LossOutput:
         import torch.nn.functional as F
@@ -227,6 +228,7 @@ class CMIMax(_CentroidObjective):
         HParam("lambda", 0.1, "weight of KL(P_x || Q_y), which is maximised", minimum=0.0),
         *_CentroidObjective.common,
     )
+    cmi_target = ("self", 1)
 
     def loss(self, out: Outputs) -> LossOutput:
         import torch.nn.functional as F

@@ -75,6 +75,7 @@ class CMIMaxKD(KD):
         HParam("teacher_epochs", 1, "epochs of the teacher's cmi_max stage (kd's control stage: the same)", minimum=1),
     )
     compare_to = ("ce", "kd")
+    cmi_target = ("teacher", 1)  # its teacher's dev CMI above kd's teacher's
 
     @classmethod
     def teacher_stages(cls, hp: dict) -> list[TeacherStage]:

@@ -28,6 +28,45 @@ def test_command_line_beats_file_beats_defaults(tmp_path):
     assert opts.batch_size == default("batch_size") == 32  # the default
 
 
+def test_command_line_objective_and_task_args_add_to_the_files_key_by_key(tmp_path):
+    """`--config study.yaml --objective-args cmi_min.temperature=0.1` changes one hyper-parameter of the
+    file's cmi_min, not all of them (it once replaced the file's lambda, beta and space wholesale)."""
+    yaml_text = "objective_args: {cmi_min: {lambda: 1.0, space: features}}\ntask_args: {sentiment: {epochs: 2}}\n"
+    opts = _options(
+        tmp_path,
+        yaml_text,
+        "--objective-args",
+        "cmi_min.temperature=0.1,ce.label_smoothing=0.1",
+        "--task-args",
+        "sentiment.lr=1e-3",
+    )
+    assert opts.objective_args == {
+        "cmi_min": {"lambda": 1.0, "space": "features", "temperature": "0.1"},
+        "ce": {"label_smoothing": "0.1"},
+    }
+    assert opts.task_args == {"sentiment": {"epochs": 2, "lr": "1e-3"}}
+
+
+def test_a_setting_in_a_file_carries_its_own_objective_args_and_seeds(tmp_path, loaded):
+    """Two doses of one objective in one run, each with its own seeds, as the strength study needs."""
+    yaml_text = (
+        "suite: smoke\ntasks: [sentiment]\nseeds: [1, 2, 3]\nobjective_args: {cmi_min: {beta: 0.2}}\n"
+        "setting:\n  - {model: tiny, objectives: [ce, cmi_min], objective_args: {cmi_min: {lambda: 1.0}}}\n"
+        "  - {model: tiny, objectives: [cmi_min], objective_args: {cmi_min: {lambda: 3.0}}, seeds: [1, 2]}\n"
+    )
+    plan = _options(tmp_path, yaml_text).plan(loaded, [1, 2, 3], check_model=False)
+    doses = sorted(
+        (t.objective_args.get("lambda"), t.objective_args.get("beta"), t.seed)
+        for t in plan.trials
+        if t.objective == "cmi_min"
+    )
+    assert doses == [(1.0, 0.2, 1), (1.0, 0.2, 2), (1.0, 0.2, 3), (3.0, 0.2, 1), (3.0, 0.2, 2)]
+    assert sorted(t.seed for t in plan.trials if t.objective == "ce") == [1, 2, 3]
+    bad = "setting:\n  - {model: tiny, objectives: [ce], objective_args: {cmi_min: {lambda: 1.0}}}\n"
+    with pytest.raises(HarnessError, match="'cmi_min' is not among"):
+        _options(tmp_path, bad).plan(loaded, [1], check_model=False)
+
+
 def test_a_value_means_the_same_from_either_source(tmp_path):
     from_file = _options(
         tmp_path,

@@ -121,6 +121,41 @@ def test_a_dev_subsample_is_fixed_recorded_and_reported(cli, tmp_path):
     assert data.dev == f"validation: 40 used (a fixed sample) of {rows:,} rows (no official size known)"
 
 
+def test_a_dev_set_held_out_from_train_is_fixed_disjoint_recorded_and_reported(cli, tmp_path):
+    """--dev-from-train 60: the same 60 training rows are every trial's dev set, none of them is
+    trained on, the record and the report say so; --feature-cmi-temperature measures feature CMI
+    on a ce trial (the control of a space=features arm)."""
+    args = ["--tasks", "sentiment", "--objectives", "ce", "--seeds", "1,2", "--epochs", "1", "--quiet"]
+    more = ["--dev-from-train", "60", "--feature-cmi-temperature", "0.5", "--max-train-samples", "200"]
+    code, _, err = cli("run", *args, *more, "--output-dir", str(tmp_path))
+    assert code == 0, err
+    (run_dir,) = tmp_path.iterdir()
+    from harness import plugins
+    from harness.data import hold_out
+    from harness.report import build
+    from harness.results import read_predictions, trial_records
+
+    records = trial_records(run_dir)
+    assert all(r["data"]["dev_examples"] == {"validation": 60} and r["data"]["dev_from_train"] == 60 for r in records)
+    dev_ids = [
+        read_predictions(run_dir / "trials" / r["trial_id"] / r["predictions"])["validation"]["idx"] for r in records
+    ]
+    assert (dev_ids[0] == dev_ids[1]).all()
+    suite = plugins.load(()).suites.get("smoke")
+    task = suite.task("sentiment")
+    splits = hold_out(dict(suite.load(task, None).splits), task, 60)
+    assert not set(splits["train"]["idx"]) & set(splits["validation"]["idx"])  # held out: never trained on
+    assert sorted(splits["validation"]["idx"]) == sorted(dev_ids[0].tolist())
+    assert all("cmi_features" in r["final"]["validation"] for r in records)  # measured on ce trials too
+    report = build([run_dir])
+    (data,) = report.tables["data"].itertuples()
+    assert data.dev == "60 rows held out from the training data (not an official dev split)"
+    assert any("held out from the training data" in n for n in report.notes)
+    assert set(report.tables["cmi"]["space"]) == {"posterior", "features"}
+    code, _, err = cli("run", *args, "--dev-from-train", "10000000", "--output-dir", str(tmp_path / "x"))
+    assert code == 2 and "has only" in err and "hold out fewer" in err
+
+
 def test_an_unset_later_field_leaves_trial_ids_as_they_were(loaded):
     import hashlib
     import json
@@ -128,7 +163,7 @@ def test_an_unset_later_field_leaves_trial_ids_as_they_were(loaded):
     from harness.config import TrialConfig
 
     cfg = TrialConfig(suite="smoke", task="nli", objective="ce", model="tiny", seed=1)
-    new = ("teacher_store", "max_dev_samples", "trackers", "tracking_dir")  # not in ids recorded before
+    new = ("teacher_store", "max_dev_samples", "dev_from_train", "feature_cmi_temperature", "trackers", "tracking_dir")
     before = {k: v for k, v in cfg.to_dict().items() if k not in new}
     digest = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:8]
     assert cfg.trial_id() == f"nli-ce-s1-{digest}"  # the id a run recorded before max_dev_samples existed

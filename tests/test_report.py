@@ -25,20 +25,38 @@ def probs_with_accuracy(acc: float, seed: int) -> np.ndarray:
     return p
 
 
-def add_trial(run_dir, task, objective, seed, acc=None, status="completed", error=None, model="m", metric="accuracy"):
-    trial_id = f"{task}-{objective}-s{seed}"
+def add_trial(
+    run_dir,
+    task,
+    objective,
+    seed,
+    acc=None,
+    status="completed",
+    error=None,
+    model="m",
+    metric="accuracy",
+    cmi=None,
+    teacher=None,
+    compare_to=None,
+    arm=None,
+):
+    trial_id = f"{task}-{arm or objective}-s{seed}"
+    if cmi is None:  # by default cmi_min halves its seed's CMI, so its manipulation check holds
+        cmi = 0.1 * seed * (0.5 if objective == "cmi_min" else 1)
+    config = {"suite": "glue", "model": model, "task": task, "objective": objective, "seed": seed, "teacher": teacher}
     record = {
         "trial_id": trial_id,
         "status": status,
-        "config": {"suite": "glue", "model": model, "task": task, "objective": objective, "seed": seed},
-        "compare_to": [] if objective == "ce" else ["ce"],
+        "config": config,
+        "arm": arm,
+        "compare_to": compare_to if compare_to is not None else [] if objective == "ce" else ["ce"],
     }
     if status == "completed":
         probs = probs_with_accuracy(acc, seed)
         record.update(
             primary_metric=metric,
             predictions="dev_predictions.safetensors",
-            final={"validation": {metric: acc, "cmi": 0.1 * seed, "gamma": 1.0, "ncmi": 0.1 * seed}},
+            final={"validation": {metric: acc, "cmi": cmi, "gamma": 1.0, "ncmi": cmi}},
             epochs=[{"epoch": 1, "train_loss": 0.5, "validation": {metric: acc}}],
         )
         write_predictions(
@@ -87,7 +105,7 @@ def test_means_stds_deltas_wins_and_averages_by_hand(run_dir):
     assert "fewer than 3 seeds" in sig.loc["rte", "note"] and "not above chance" in sig.loc["wnli", "note"]
     assert sig.loc["wnli", "design"] == "examples only"  # one seed a side
     (win,) = t["wins"].itertuples()
-    assert (win.better, win.tasks, win.left_out) == (1, 1, "wnli")  # wnli: neither arm above chance
+    assert (win.better, win.tasks, win.left_out) == (1, 1, "wnli (an arm not above chance)")
     assert win.summary.startswith("cmi_min better than ce on 1 of 1 tasks, significantly on ")
 
 
@@ -122,7 +140,8 @@ def test_files_are_written_complete_and_regenerate_identically(cli, run_dir):
 
     parser = _Tables()
     parser.feed((rep / "report.html").read_text())
-    assert parser.tables == len(sections(build([run_dir]))) and parser.images == 3
+    targets = {"cmi_min": ("self", -1)}  # what the installed plugin declares
+    assert parser.tables == len(sections(build([run_dir], targets=targets))) and parser.images == 3
     for name in ("metric_vs_ncmi.png", "deltas.png", "training_curves.png"):
         assert (rep / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     doc = json.loads((rep / "report.json").read_text())
@@ -228,22 +247,67 @@ def test_runs_whose_trials_differ_in_more_than_the_seed_are_not_merged(cli, tmp_
     assert note in (tmp_path / "r" / "report.md").read_text()
 
 
-def test_ncmi_against_the_metric_is_spearmans_rho_worked_by_hand(run_dir):
+def test_ncmi_against_the_metric_is_a_within_seed_rank_correlation_worked_by_hand(run_dir):
     trials = pd.DataFrame(
         {
             "suite": "glue",
             "model": "m",
-            "task": ["a"] * 4 + ["chance"] * 3,
+            "task": ["a"] * 6 + ["chance"] * 3 + ["seeds"] * 4,
             "space": "posterior",
-            "ncmi": [0.1, 0.2, 0.3, 0.4, 0.1, 0.2, 0.3],
-            "metric": [90, 70, 80, 60, 0, 0, 0],  # ranks 4 2 3 1 against 1 2 3 4: sum d^2 = 18
+            "seed": [1, 1, 1, 2, 2, 2, 1, 1, 1, 1, 1, 2, 2],
+            "ncmi": [0.1, 0.2, 0.3, 0.5, 0.6, 0.7, 0.1, 0.2, 0.3, 0.1, 0.2, 0.9, 1.0],
+            "metric": [90, 80, 70, 95, 85, 60, 0, 0, 0, 70, 80, 90, 95],
         }
     )
     table = ncmi_metric(trials).set_index("task")
-    assert table.loc["a", "rho"] == pytest.approx(1 - 6 * 18 / (4 * (4**2 - 1)))  # -0.8
-    assert 0 < table.loc["a", "p"] < 1
+    # a: within each seed NCMI ranks 1 2 3 against metric ranks 3 2 1: rho = -1; pooled over seeds the
+    # seed-2 trials (higher NCMI) would pull it elsewhere. Of the 6 x 6 within-seed permutations, 2 reach
+    # |rho| = 1, so p is about 2/36
+    assert table.loc["a", "rho"] == pytest.approx(-1.0) and table.loc["a", "seeds"] == 2
+    assert table.loc["a", "p"] == pytest.approx(2 / 36, abs=0.02)
     assert np.isnan(table.loc["chance", "rho"]) and table.loc["chance", "n"] == 3  # every trial at MCC 0
-    # through a run: rte's NCMI ranks 1.5 3.5 1.5 3.5 (ties averaged) against accuracy ranks 1 3 2 4:
-    # Pearson on the ranks, 4 / sqrt(4 * 5); wnli has 2 completed trials, too few to rank
+    # seeds: pooled, higher NCMI goes with higher accuracy (seed 2 is better at everything); within each
+    # seed it goes up too: ranks (1, 2) against (1, 2) in both: rho = +1
+    assert table.loc["seeds", "rho"] == pytest.approx(1.0)
     built = build([run_dir]).tables["ncmi_metric"].set_index("task")
-    assert built.loc["rte", "rho"] == pytest.approx(4 / np.sqrt(20)) and np.isnan(built.loc["wnli", "rho"])
+    assert np.isnan(built.loc["wnli", "rho"])  # wnli: no seed with two completed trials
+
+
+TARGETS = {"cmi_min": ("self", -1), "cmi_max_kd": ("teacher", 1), "kd": None, "ce": None}
+
+
+def test_manipulation_checks_by_hand_and_a_failed_one_leaves_k_of_n(tmp_path):
+    """rte: ce CMI 0.20, 0.40 and cmi_min 0.10, 0.36 -> ratios 0.5, 0.9, mean 0.70: holds. mrpc: 0.20, 0.40
+    against 0.19, 0.39 -> 0.95, 0.975: moved under 10%, fails, and mrpc leaves 'better on k of n'."""
+    d = tmp_path / "run"
+    for task, ce, cm in (("rte", (0.20, 0.40), (0.10, 0.36)), ("mrpc", (0.20, 0.40), (0.19, 0.39))):
+        for seed in (1, 2):
+            add_trial(d, task, "ce", seed, 0.75, cmi=ce[seed - 1])
+            add_trial(d, task, "cmi_min", seed, 0.85, cmi=cm[seed - 1])
+    t = build([d], targets=TARGETS).tables
+    m = t["manipulation"].set_index("task")
+    assert m.loc["rte", "ratio"] == pytest.approx(0.70) and m.loc["rte", "ratio_min"] == pytest.approx(0.5)
+    assert bool(m.loc["rte", "holds"]) and m.loc["rte", "control"] == "ce" and m.loc["rte", "seeds"] == 2
+    assert m.loc["mrpc", "ratio"] == pytest.approx(0.9625) and not m.loc["mrpc", "holds"]
+    assert "not applied" in m.loc["mrpc", "note"] and m.loc["rte", "target"] == "dev CMI (posterior) down"
+    (win,) = t["wins"].itertuples()
+    assert (win.better, win.tasks, win.left_out) == (1, 1, "mrpc (CMI not moved)")
+    assert build([d]).tables["manipulation"].empty  # no plugin declared a target: nothing to check
+
+
+def test_a_distillation_arm_is_checked_on_its_teacher_against_the_control_teacher(tmp_path):
+    """cmi_max_kd's teachers CMI 0.30, 0.33 against kd's teachers 0.20, 0.30 -> 1.5, 1.1: mean 1.30, holds;
+    the check is the arm's, whichever baseline (ce has no teacher, kd has)."""
+    d = tmp_path / "run"
+    for seed, (tk, tm) in zip((1, 2), ((0.20, 0.30), (0.30, 0.33)), strict=True):
+        add_trial(d, "rte", "ce", seed, 0.80, model="t", cmi=tk, arm="ce→ce", compare_to=[])
+        add_trial(d, "rte", "cmi_max", seed, 0.80, model="t", cmi=tm, arm="ce→cmi_max", compare_to=[])
+        add_trial(d, "rte", "ce", seed, 0.70, model="s")
+        add_trial(d, "rte", "kd", seed, 0.72, model="s", teacher=f"rte-ce→ce-s{seed}")
+        add_trial(
+            d, "rte", "cmi_max_kd", seed, 0.74, model="s", teacher=f"rte-ce→cmi_max-s{seed}", compare_to=["ce", "kd"]
+        )
+    m = build([d], targets=TARGETS).tables["manipulation"]
+    (row,) = m.itertuples()
+    assert (row.model, row.objective, row.control) == ("s", "cmi_max_kd", "ce→ce")
+    assert row.ratio == pytest.approx(1.30) and row.holds and row.target == "teacher dev CMI (posterior) up"
