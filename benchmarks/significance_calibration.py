@@ -14,6 +14,17 @@ per-seed correlation ``--paired RHO`` of skills and shared coin flips (the harne
 seed s initialises both objectives alike).
 
     python benchmarks/significance_calibration.py [--sims 1000] [--seeds 3] [--seed-sd 3.7]
+
+``--regime study`` checks the regime the GLUE studies live in instead: paired seeds whose two arms
+differ on only 0.3-3% of dev examples (a fine-tuning objective that changes a few predictions),
+2-8 seeds, accuracy (SST-2's 872 examples), F1 (MRPC's 408) and MCC (CoLA's 1,043). Per seed, B's
+predictions come from the world above; A is B with k = frac * N examples changed, different ones
+per seed: G ~ Binomial(k, 1/2 + e) wrong ones made right and k - G right ones made wrong. e = 0:
+no effect (false positives); e = 0.25: a planted effect, whose true size (the expected metric
+difference) is estimated from 20,000 simulated seeds, for the coverage of the 95% interval. The
+"old" test is the same one without its two floors, rebuilt from the fields the result keeps.
+
+    python benchmarks/significance_calibration.py --regime study [--sims 400]
 """
 
 from __future__ import annotations
@@ -94,8 +105,101 @@ def rates(sims: int, alpha: float = 0.05, seed: int = 0, **kw) -> dict[str, floa
     return {k: float(np.mean([p[k] < alpha for p in ps])) for k in ps[0]}
 
 
+STUDY_TASKS = {"accuracy": (872, 0.51), "f1": (408, 0.68), "mcc": (1043, 0.69)}  # N, share of label 1
+
+
+def _changed(rng, labels: np.ndarray, base: np.ndarray, k: int, e: float) -> np.ndarray:
+    """``base`` with ``k`` examples changed: G ~ Bin(k, 1/2 + e) wrong ones made right, k - G right made wrong."""
+    right, wrong = np.flatnonzero(base == labels), np.flatnonzero(base != labels)
+    gain = min(rng.binomial(k, 0.5 + e), len(wrong))
+    out = base.copy()
+    g = rng.choice(wrong, gain, replace=False)
+    lo = rng.choice(right, min(k - gain, len(right)), replace=False)
+    out[g], out[lo] = labels[g], 1 - labels[lo]
+    return out
+
+
+def study_world(rng, metric: str, seeds: int, frac: float, e: float, seed_sd: float = 1.0, base: float = 0.8):
+    """One simulated comparison in the study regime: labels and both arms' predictions per seed."""
+    n, share = STUDY_TASKS[metric]
+    theta0 = skill_for(base)
+    slope = (expected_accuracy(theta0 + 1e-3) - expected_accuracy(theta0 - 1e-3)) / 2e-3
+    tau = seed_sd / 100 / slope
+    a = rng.normal(size=n)
+    labels = (rng.random(n) < share).astype(int)
+    k = max(1, round(frac * n))
+    preds_b = [
+        np.where(rng.random(n) < special.expit(theta0 + tau * z + a), labels, 1 - labels)
+        for z in rng.normal(size=seeds)
+    ]
+    preds_a = [_changed(rng, labels, b, k, e) for b in preds_b]
+    return labels, preds_a, preds_b
+
+
+def true_delta(metric: str, frac: float, e: float, draws: int = 20000, seed: int = 99) -> float:
+    """E[metric(A) - metric(B)] over seeds and dev sets, by simulation (0 for accuracy at e = 0)."""
+    rng = np.random.default_rng(seed)
+    ones = None
+    total = 0.0
+    per_world = 50
+    for _ in range(draws // per_world):
+        labels, pa, pb = study_world(rng, metric, per_world, frac, e)
+        ones = np.ones((1, len(labels)))
+        total += sum(
+            significance.weighted_metric(metric, ones, labels, x)[0]
+            - significance.weighted_metric(metric, ones, labels, y)[0]
+            for x, y in zip(pa, pb, strict=True)
+        )
+    return total / (draws // per_world * per_world)
+
+
+def _old(r, seeds: int) -> tuple[float, float]:
+    """p and interval half-width of the paired test without its floors, from the fields a Result keeps."""
+    v_seed, var = r.se_seeds_observed**2, r.se_seeds_observed**2 + r.se_examples**2
+    if var == 0:
+        return (1.0 if r.delta == 0 else 0.0), 0.0
+    df = var**2 / (v_seed**2 / (seeds - 1)) if v_seed > 0 else np.inf
+    se = np.sqrt(var)
+    return float(2 * stats.t.sf(abs(r.delta) / se, df)), float(stats.t.ppf(0.975, df) * se)
+
+
+def study_row(metric: str, seeds: int, frac: float, sims: int, resamples: int = 400, seed: int = 0) -> dict:
+    """False-positive rate (e = 0) and 95% coverage of the planted effect (e = 0.25), new and old test."""
+    rng = np.random.default_rng(seed)
+    truth = true_delta(metric, frac, 0.25)
+    ids = list(range(seeds))
+    out = {"fp_new": 0, "fp_old": 0, "cover_new": 0, "cover_old": 0}
+    for _ in range(sims):
+        labels, pa, pb = study_world(rng, metric, seeds, frac, 0.0)
+        r = significance.compare(metric, labels, pa, pb, ids, ids, resamples, seed=int(rng.integers(2**31)))
+        out["fp_new"] += r.p_value < 0.05
+        out["fp_old"] += _old(r, seeds)[0] < 0.05
+        labels, pa, pb = study_world(rng, metric, seeds, frac, 0.25)
+        r = significance.compare(metric, labels, pa, pb, ids, ids, resamples, seed=int(rng.integers(2**31)))
+        out["cover_new"] += r.ci_low <= truth <= r.ci_high
+        half = _old(r, seeds)[1]
+        out["cover_old"] += r.delta - half <= truth <= r.delta + half
+    return {k: v / sims for k, v in out.items()} | {"truth": truth}
+
+
+def study_table(sims: int) -> None:
+    print(f"{sims} simulated comparisons per row and column; paired seeds; seed spread 1 point")
+    print("| metric (N) | seeds | examples changed | FP new | FP old | coverage new | coverage old |")
+    print("|---|---|---|---|---|---|---|")
+    for metric, (n, _) in STUDY_TASKS.items():
+        for seeds in (2, 3, 5, 8):
+            for frac in (0.003, 0.01, 0.03):
+                r = study_row(metric, seeds, frac, sims, seed=seeds * 100 + int(frac * 1000))
+                print(
+                    f"| {metric} ({n}) | {seeds} | {100 * frac:g}% | {r['fp_new']:.3f} | {r['fp_old']:.3f} | "
+                    f"{r['cover_new']:.3f} | {r['cover_old']:.3f} |",
+                    flush=True,
+                )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--regime", choices=("seeds", "study"), default="seeds")
     p.add_argument("--sims", type=int, default=1000)
     p.add_argument("--examples", type=int, default=277)
     p.add_argument("--seed-sd", type=float, default=3.7)
@@ -103,6 +207,9 @@ def main() -> None:
     p.add_argument("--paired", type=float, default=0.8, help="per-seed correlation of the paired rows")
     p.add_argument("--interaction", type=float, default=0.0, help="sd of A's per-example effect (logits)")
     a = p.parse_args()
+    if a.regime == "study":
+        study_table(a.sims)
+        return
     print(f"N={a.examples} dev examples, seed spread {a.seed_sd} points, {a.sims} simulated comparisons per row")
     print("rate of p < 0.05 | new (seed-aware) | old (examples bootstrap) | oracle (Welch/paired t, exact scores)")
     for seeds in (3, 5):

@@ -291,7 +291,7 @@ class Options:
         out["plugins"] = tuple(self.plugin)
         out["trackers"] = tuple(self.tracker)
         out["tracking_dir"] = str(Path(self.output_dir).resolve()) if self.tracker else None
-        out["teacher_store"] = str(Path(self.teacher_dir or Path(self.output_dir) / "teachers").resolve())
+        out["teacher_store"] = str(Path(self.teacher_dir or Path(self.output_dir) / "teachers").expanduser().resolve())
         return out
 
     def plan(self, plugins, seeds: list[int], check_model: bool = True):
