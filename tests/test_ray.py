@@ -181,9 +181,9 @@ def _ray_processes(pids: set[int], agents: bool = True) -> list[psutil.Process]:
     return alive
 
 
-def _start(tmp_path: Path, *args: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "harness", "run", "--executor", "ray", "--tasks", "sentiment", "--objectives", "ce"]
-    cmd += ["--threads", "1"]
+def _start(tmp_path: Path, *args: str, plugin: str | None = None) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "harness", *(["--plugin", plugin] if plugin else []), "run", "--executor", "ray"]
+    cmd += ["--tasks", "sentiment", "--objectives", "ce", "--threads", "1"]
     return subprocess.Popen(
         [*cmd, *args, "--output-dir", str(tmp_path), "--quiet"],
         stdout=subprocess.PIPE,
@@ -328,9 +328,40 @@ def test_a_sigkilled_search_resumes_with_tunes_restore_without_retraining(cli, t
     assert "best: lr=" in out and (run_dir / "best.yaml").exists()
 
 
-def test_a_two_node_cluster_runs_trials_on_both_and_a_lost_node_costs_only_a_retry(tmp_path):
+GATE = """
+import time
+from pathlib import Path
+
+import ray
+import torch.nn.functional as F
+from harness import LossOutput, Objective, hookimpl
+
+GATE = Path({gate!r})
+
+
+class Gated(Objective):
+    name = "gated"
+    description = "cross-entropy; on node {node}, once GATE/hold exists, it holds its step until the node dies"
+
+    def loss(self, out):
+        if (GATE / "hold").exists() and ray.get_runtime_context().get_node_id() == {node!r}:
+            (GATE / "held").touch()
+            while True:
+                time.sleep(1)
+        return LossOutput(F.cross_entropy(out.logits, out.labels))
+
+
+@hookimpl
+def harness_objectives():
+    return [Gated]
+"""
+
+
+def test_a_two_node_cluster_runs_trials_on_both_and_a_lost_node_costs_only_a_retry(tmp_path, monkeypatch):
     """A real cluster of two raylets on this machine (head and second node, 1 CPU each, distinct custom
-    resources), driven by `harness run --address` as a user would drive `ray start` nodes."""
+    resources), driven by `harness run --address` as a user would drive `ray start` nodes. The second
+    node is lost while one of its trials is certainly in flight: once a trial has finished there,
+    the next step it takes blocks (a file the trial waits on, not a sleep), so no machine is too fast."""
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"head": 1}})
@@ -338,12 +369,16 @@ def test_a_two_node_cluster_runs_trials_on_both_and_a_lost_node_costs_only_a_ret
         second = cluster.add_node(num_cpus=1, resources={"second": 1})
         cluster.wait_for_nodes()
         head_id, second_id = cluster.head_node.node_id, second.node_id
-        seeds = "1,2,3,4,5,6"
-        driver = _start(tmp_path, "--address", cluster.address, "--seeds", seeds, "--epochs", "2", "--retries", "1")
-        records = lambda: [read_json(p) for p in tmp_path.glob("*/trials/*/record.json")]  # noqa: E731
-        # a trial finished on the second node, whose process (kept for the next trial) then takes another
+        gate, runs = tmp_path / "gate", tmp_path / "runs"
+        gate.mkdir()
+        (tmp_path / "gate_plugin.py").write_text(GATE.format(gate=str(gate), node=second_id))
+        monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+        args = ["--address", cluster.address, "--seeds", "1,2,3,4,5,6", "--epochs", "2", "--retries", "1"]
+        driver = _start(runs, *args, "--objectives", "gated", plugin="gate_plugin")
+        records = lambda: [read_json(p) for p in runs.glob("*/trials/*/record.json")]  # noqa: E731
         _wait_for(lambda: any(r["node"]["ray_node"] == second_id for r in records()), 240, "a trial on node 2")
-        time.sleep(3)
+        (gate / "hold").touch()  # node 2's trial in flight, or its next one, holds
+        _wait_for(lambda: (gate / "held").exists(), 240, "a trial held on node 2")
         assert len(records()) < 6
         cluster.remove_node(second, allow_graceful=False)  # its raylet and workers, killed
         out, err = driver.communicate(timeout=400)
@@ -352,7 +387,7 @@ def test_a_two_node_cluster_runs_trials_on_both_and_a_lost_node_costs_only_a_ret
         assert len(done) == 6 and all(r["status"] == "completed" for r in done)
         nodes = {r["node"]["ray_node"] for r in done}
         assert nodes == {head_id, second_id}  # trials landed on both
-        (run_dir,) = tmp_path.iterdir()
+        (run_dir,) = runs.iterdir()
         state = "".join(p.read_text() for p in run_dir.glob("ray/stage0/experiment_state*.json"))
         assert re.search(r"num_failures\W+1\b", state)  # the lost node's trial, retried on the head
         # the harness disconnected from a cluster it did not start, and left it running
