@@ -163,6 +163,36 @@ def build_parser() -> Parser:
         "--formats", type=options.words("formats"), help="reporters to use (default: all; see `harness list`)"
     )
 
+    pr = sub.add_parser(
+        "predict",
+        help="predict labels of a data file with a kept model (`harness run --save-model last`)",
+        description="One output row per input row: its id, the predicted label and every class's probability.",
+    )
+    pr.add_argument("model_dir", metavar="MODEL_DIR", help="a kept model: RUN_DIR/trials/TRIAL_ID/model")
+    pr.add_argument("--file", required=True, help="rows to predict (.csv, .tsv, .json(l), .parquet)")
+    pr.add_argument("--output", required=True, help="where to write (.csv, .tsv, .jsonl, .parquet)")
+    pr.add_argument("--text-columns", type=converter("text_columns"), metavar="A[,B]", help="default: the model's")
+    pr.add_argument("--batch-size", type=int, default=64)
+    ev = sub.add_parser(
+        "eval",
+        help="score a kept model on a dev set: metrics and CMI, as a record `harness report` reads",
+        description="The same evaluation a trial runs, on --validation-file (with --train-file, which fixes the "
+        "classes) or a suite's task (--suite, --tasks, --data-dir).",
+    )
+    ev.add_argument("model_dir", metavar="MODEL_DIR", help="a kept model: RUN_DIR/trials/TRIAL_ID/model")
+    for flag, kw in (
+        ("--suite", {"default": "smoke", "help": "suite of the task (default: smoke)"}),
+        ("--tasks", {"type": converter("tasks"), "help": "the one task to score"}),
+        ("--data-dir", {"help": "local GLUE copy (default: $HARNESS_GLUE_DIR, else the Hub)"}),
+        ("--train-file", {"metavar": "FILE", "help": "the training file of your task (its classes)"}),
+        ("--validation-file", {"metavar": "FILE", "help": "the file to score"}),
+        ("--text-columns", {"type": converter("text_columns"), "metavar": "A[,B]"}),
+        ("--label-column", {"metavar": "C"}),
+        ("--max-dev-samples", {"type": converter("max_dev_samples")}),
+        ("--output-dir", {"default": "runs", "help": "the record goes to OUTPUT_DIR/TIME-eval/ (default: runs)"}),
+        ("--batch-size", {"type": int, "default": 64}),
+    ):
+        ev.add_argument(flag, **kw)
     ls = sub.add_parser("list", help="show registered objectives, models, suites and reporters")
     ls.add_argument("--details", metavar="NAME", help="hyper-parameters of an objective, or tasks of a suite")
     env = sub.add_parser("env", help="show versions, devices and the data cache")
@@ -170,6 +200,8 @@ def build_parser() -> Parser:
         (r, "harness.commands", "cmd_run"),
         (t, "harness.search", "cmd_tune"),
         (rp, "harness.commands", "cmd_report"),
+        (pr, "harness.commands", "cmd_predict"),
+        (ev, "harness.commands", "cmd_eval"),
         (ls, "harness.commands", "cmd_list"),
         (env, "harness.commands", "cmd_env"),
     ):
@@ -210,6 +242,15 @@ def _trial_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir", help="local GLUE copy in the classic layout (default: $HARNESS_GLUE_DIR, else the Hub)"
     )
+    p.add_argument("--train-file", metavar="FILE", help="your own training data (.csv, .tsv, .json(l), .parquet)")
+    p.add_argument("--validation-file", metavar="FILE", help="your own dev data, scored like a GLUE dev set")
+    p.add_argument(
+        "--text-columns",
+        type=converter("text_columns"),
+        metavar="A[,B]",
+        help="text column(s) of your files (default: sentence1,sentence2, sentence or text, as run_glue.py)",
+    )
+    p.add_argument("--label-column", metavar="C", help="label column of your files (default: label)")
     p.add_argument("--epochs", type=converter("epochs"), help="default: 3")
     p.add_argument("--lr", type=converter("lr"), help="peak learning rate (default: the model's, 2e-5 for pretrained)")
     p.add_argument("--batch-size", type=converter("batch_size"), help="global batch (default: 32)")
@@ -237,6 +278,12 @@ def _trial_options(p: argparse.ArgumentParser) -> None:
         metavar="T",
         help="also measure dev CMI of softmax(pooled features / T) on every trial (the control of a "
         "space=features arm)",
+    )
+    p.add_argument(
+        "--save-model",
+        choices=("none", "last", "best"),
+        help="keep each trial's model in TRIAL_DIR/model (Hugging Face format, with a model card): last epoch, or "
+        "best by dev metric (its dev figure is then optimistic); default none: a comparison's product is its table",
     )
     p.add_argument("--zero-stage", type=converter("zero_stage"), help="DeepSpeed ZeRO stage (default: 0)")
     p.add_argument("--precision", help="fp32, bf16, or fp16 (GPU only) (default: fp32)")

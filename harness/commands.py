@@ -58,6 +58,11 @@ def _execute(plan, run: RunDir, plugins, opts: Options, console: Console) -> int
         raise
     write_report(plugins, [run.path], run.path / "report", None, console)
     console.print(f"records: {run}/trials/*/record.json; log: {run.log_file}", soft_wrap=True)
+    kept = [r for r in records if r.kept_model]
+    if kept:
+        console.print(
+            f"models ({len(kept)}; `harness predict MODEL_DIR --file F`): {run}/trials/*/model/", soft_wrap=True
+        )
     return 0 if all(r.completed for r in records) else 1
 
 
@@ -82,6 +87,25 @@ def write_report(
     for reporter in reporters:
         reporter.write(report, out)
     console.print(f"report: {out}/ ({', '.join(r.name for r in reporters)})", soft_wrap=True)
+
+
+def cmd_predict(plugins, args, console: Console) -> int:
+    from harness.predict import predict
+
+    n = predict(args.model_dir, args.file, args.output, args.text_columns, args.batch_size)
+    console.print(f"{n} rows -> {args.output}", soft_wrap=True)
+    return 0
+
+
+def cmd_eval(plugins, args, console: Console) -> int:
+    from harness.predict import evaluate_kept
+
+    record, run = evaluate_kept(plugins, args.model_dir, args, args.batch_size)
+    for split, metrics in record.final.items():
+        shown = ", ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items() if k in ("accuracy", "f1", "mcc"))
+        console.print(f"{split}: {shown}; CMI {metrics['cmi']:.4g}, NCMI {metrics['ncmi']:.4g}", soft_wrap=True)
+    console.print(f"record: {run}/trials/; `harness report {run}` reads it", soft_wrap=True)
+    return 0
 
 
 def cmd_report(plugins, args, console: Console) -> int:

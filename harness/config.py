@@ -29,8 +29,8 @@ TRAINING = (
     "dev_from_train",
 )
 # fields added after runs were recorded: left out of the id when unset
-LATER_FIELDS = ("max_dev_samples", "dev_from_train", "feature_cmi_temperature")
-NOT_IDENTITY = ("teacher_store", "trackers", "tracking_dir")  # where results go, not what they are
+LATER_FIELDS = ("max_dev_samples", "dev_from_train", "feature_cmi_temperature", "data_files")
+NOT_IDENTITY = ("teacher_store", "trackers", "tracking_dir", "save_model")  # where results go, not what they are
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class TrialConfig:
     # whatever its objective: the feature-space control of a `space=features` arm
     feature_cmi_temperature: float | None = None
     data_dir: str | None = None
+    data_files: dict[str, Any] | None = None  # the user's own files (harness.files.FileSpec), suite "files"
     zero_stage: int = 0
     precision: str = "fp32"
     threads: int | None = None  # torch intra-op threads; None: torch's default
@@ -70,6 +71,7 @@ class TrialConfig:
     teacher: str | None = None
     teacher_store: str | None = None  # a location, not part of the trial id
     trackers: tuple[str, ...] = ()  # experiment trackers the trial logs to (harness.tracking); not in the id
+    save_model: str = "none"  # keep the trained model (harness.kept): none, last or best; not in the id
     tracking_dir: str | None = None  # where local trackers write (the output directory); not in the id
 
     def __post_init__(self):
@@ -93,6 +95,12 @@ class TrialConfig:
             (self.zero_stage in (0, 1, 2, 3), "zero-stage", "must be 0, 1, 2 or 3"),
             (self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}"),
             (self.threads is None or self.threads >= 1, "threads", "must be at least 1"),
+            (self.save_model in ("none", "last", "best"), "save-model", "must be none, last or best"),
+            (
+                not (self.save_model == "best" and self.zero_stage == 3),
+                "save-model",
+                "best keeps a full copy of the weights, which ZeRO-3 partitions; use --save-model last",
+            ),
         ]
         for ok, name, why in checks:
             if not ok:

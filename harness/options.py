@@ -188,6 +188,10 @@ class Options:
     teacher_model: str | None = opt(None)
     teacher_dir: str | None = opt(None)
     data_dir: str | None = opt(None)
+    train_file: str | None = opt(None)
+    validation_file: str | None = opt(None)
+    text_columns: list[str] | None = opt(None, words("text columns"))
+    label_column: str | None = opt(None)
     epochs: int = opt(3, number(int))
     lr: float | None = opt(None, number(float))
     batch_size: int = opt(32, number(int))
@@ -201,6 +205,7 @@ class Options:
     zero_stage: int = opt(0, number(int))
     precision: str = opt("fp32")
     threads: int | None = opt(None, number(int))
+    save_model: str = opt("none")
     output_dir: str = opt("runs")
     quiet: bool = opt(False, flag)
     tracker: list[str] = opt(factory=list, convert=words("trackers"))
@@ -283,11 +288,16 @@ class Options:
     def trial_settings(self) -> dict[str, Any]:
         """What every trial gets from these options (harness.config.TrialConfig's fields)."""
         from harness.config import TRAINING
+        from harness.files import spec_from_options
 
         out = {
-            k: getattr(self, k) for k in (*TRAINING, "zero_stage", "precision", "threads", "feature_cmi_temperature")
+            k: getattr(self, k)
+            for k in (*TRAINING, "zero_stage", "precision", "threads", "feature_cmi_temperature", "save_model")
         }
         out["data_dir"] = str(Path(self.data_dir).resolve()) if self.data_dir else None
+        out["data_files"] = spec_from_options(
+            self.train_file, self.validation_file, self.text_columns, self.label_column
+        )
         out["plugins"] = tuple(self.plugin)
         out["trackers"] = tuple(self.tracker)
         out["tracking_dir"] = str(Path(self.output_dir).resolve()) if self.tracker else None
@@ -297,6 +307,7 @@ class Options:
     def plan(self, plugins, seeds: list[int], check_model: bool = True):
         """The validated plan (harness.planner.make_plan), one per setting (``setting``, else ``model``
         with ``objectives``), merged; each setting gets the objective arguments of its own objectives."""
+        from harness.files import SUITE
         from harness.planner import check_objective_args, make_plan, merge
         from harness.tracking import check
 
@@ -307,12 +318,20 @@ class Options:
         check_objective_args(self.objective_args, [o for g in groups for o in g["objectives"]])
         for g in groups:
             check_objective_args(g.get("objective_args") or {}, g["objectives"])
+        settings = self.trial_settings()
+        suite, tasks = self.suite, self.tasks
+        if settings["data_files"]:
+            if self.suite != default("suite") or self.tasks:
+                raise HarnessError(
+                    "--train-file makes a task of your files: leave --suite and --tasks out (or drop --train-file)"
+                )
+            suite, tasks = SUITE, None
         return merge(
             [
                 make_plan(
                     plugins,
-                    self.suite,
-                    self.tasks,
+                    suite,
+                    tasks,
                     g["objectives"],
                     g["model"],
                     g.get("seeds") or seeds,
@@ -324,7 +343,7 @@ class Options:
                     check_model,
                     teacher_model=g["teacher_model"],
                     task_args=self.task_args,
-                    **self.trial_settings(),
+                    **settings,
                 )
                 for g in groups
             ]

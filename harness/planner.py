@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.config import TRAINING, Plan, TrialConfig
 from harness.errors import HarnessError
+from harness.files import resolve_suite
 from harness.models import resolve
 from harness.plugins import Plugins
 
@@ -87,7 +88,7 @@ def make_plan(
     """Trials in the order they must run: teacher stages first (each once, shared), then the rest."""
     if settings.get("precision") == "fp16" and not _cuda():  # trials run on this machine
         raise HarnessError("--precision fp16 needs a GPU; use fp32 or bf16 on CPU")
-    suite_obj = plugins.suites.get(suite)
+    suite_obj = resolve_suite(plugins, suite, settings.get("data_files"))
     selected = suite_obj.select(tasks)
     if not objectives:
         raise HarnessError("--objectives is empty; name at least one, e.g. --objectives ce (see `harness list`)")

@@ -54,6 +54,7 @@ class TrialRecord:
     train_time_s: float | None = None
     train_samples_per_s: float | None = None
     predictions: str | None = None  # file name of the dev predictions, in the trial directory
+    kept_model: str | None = None  # folder of the kept model (--save-model), in the trial directory
     error: str | None = None
     traceback: str | None = None
     wall_time_s: float | None = None

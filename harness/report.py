@@ -428,6 +428,15 @@ def _rows_text(n: int | None, official: int | None) -> str:
     return f"{n:,} rows (official)" if n == official else f"{n:,} rows; the official split has {official:,}"
 
 
+def _provenance(source: dict | None) -> str:
+    """What a data copy's PROVENANCE.yaml (harness.provenance) says of one file, for the data table."""
+    p = (source or {}).get("provenance")
+    if not p:
+        return ""
+    text = " (official split)" if p["official"] else " (NOT the official split)"
+    return text + (f": {p['note']}" if p.get("note") else "")
+
+
 def data_table(records: list[TrialRecord], results: pd.DataFrame) -> pd.DataFrame:
     """Per suite and task: training rows used of how many, dev splits' provenance, what the score averages."""
     rows, seen = [], set()
@@ -450,13 +459,15 @@ def data_table(records: list[TrialRecord], results: pd.DataFrame) -> pd.DataFram
         train = f"{' / '.join(f'{u:,}' for u in used) or '?'} used of " + _rows_text(available, official.get("train"))
         if available and official.get("train") and available < official["train"]:
             train += " (a sample of the official train split)"
+        sources = d.get("sources") or {}
+        train += _provenance(sources.get("train"))
         dev = []
         if d.get("dev_from_train"):
             dev.append(f"{d['dev_from_train']:,} rows held out from the training data (not an official dev split)")
         for split, n in ({} if d.get("dev_from_train") else d.get("dev_examples", {})).items():
             available = d.get("dev_rows", {}).get(split, n)
             used = "" if available == n else f"{n:,} used (a fixed sample) of "
-            dev.append(f"{split}: {used}{_rows_text(available, official.get(split))}")
+            dev.append(f"{split}: {used}{_rows_text(available, official.get(split))}{_provenance(sources.get(split))}")
         dev += [f"{split}: missing, not evaluated" for split in d.get("missing_splits", [])]
         task_rows = results[(results["suite"] == c.suite) & (results["task"] == c.task)]
         parts = list(dict.fromkeys(task_rows["row"]))

@@ -81,6 +81,7 @@ class TaskData:
     splits: datasets.DatasetDict
     fingerprint: str  # changes whenever the source data changes; keys the tokenization cache
     notes: list[str] = field(default_factory=list)  # e.g. a missing optional dev split
+    sources: dict[str, dict] = field(default_factory=dict)  # split -> {path, sha256, rows}: kept in every record
 
     def check(self, task: Task, suite: str) -> None:
         """The data contract (module docstring); a breach is one line naming suite, task and split."""

@@ -45,6 +45,7 @@ class FitResult:
     train_time_s: float = 0.0
     train_samples: int = 0
     notes: list[str] = field(default_factory=list)  # e.g. a damaged checkpoint that was discarded
+    kept_epoch: int = 0  # with cfg.save_model == "best": the epoch whose weights the model holds at the end
 
 
 class _FeatureTap:
@@ -189,6 +190,7 @@ def fit(
     shape = measured_space(objective, cfg.feature_cmi_temperature)
     result = FitResult()
     step, first_epoch = 0, 0
+    best: tuple[int, dict] | None = None  # (epoch, weights) for --save-model best
     keep = trial_dir is not None and checkpoint.supported(engine)
     save = keep and rank == 0
     damaged = checkpoint.discard_damaged(trial_dir) if keep and rank == 0 else None
@@ -198,6 +200,11 @@ def fit(
     saved = checkpoint.load(trial_dir, engine, objective, rng) if keep else None
     if saved:
         step, first_epoch = saved["step"], saved["epoch"]
+        if cfg.save_model == "best":
+            result.notes.append(
+                f"resumed after epoch {first_epoch}: the kept model is the best of epochs {first_epoch + 1}-"
+                f"{cfg.epochs} (earlier epochs' weights were not kept across the interruption)"
+            )
         result.epochs, result.train_time_s, result.train_samples = saved["epochs"], saved["time"], saved["samples"]
     elif objective.wants_train_pass:
         train_pass(engine, train, objective, 2 * cfg.batch_size, tap)
@@ -242,6 +249,10 @@ def fit(
                 engine, split, task, 2 * cfg.batch_size, objective, tap, shape
             )
         result.epochs.append(record)
+        if cfg.save_model == "best":  # the weights of the best epoch so far, by the headline dev metric
+            score = record[next(iter(devs))][task.primary]
+            if best is None or score > result.epochs[best[0] - 1][next(iter(devs))][task.primary]:
+                best = (epoch + 1, {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()})
         if save and epoch + 1 < cfg.epochs:
             state = {
                 "epoch": epoch + 1,
@@ -253,6 +264,10 @@ def fit(
             checkpoint.save(trial_dir, engine, objective, rng, state)
         progress({"event": "epoch", "primary": task.primary, **record})
     result.final = {name: result.epochs[-1][name] for name in devs}
+    result.kept_epoch = len(result.epochs)
+    if best is not None:
+        result.kept_epoch, state = best
+        engine.module.load_state_dict(state)
     if tap is not None:
         tap.handle.remove()
     return result

@@ -17,13 +17,14 @@ from pathlib import Path
 import torch
 
 import harness
-from harness import checkpoint, teachers, tracking
+from harness import checkpoint, kept, teachers, tracking
 from harness import plugins as plugin_loader
 from harness.batching import Columns
 from harness.config import TrialConfig
 from harness.data import tokenize
 from harness.engine import world
 from harness.errors import HarnessError, TrialFailed
+from harness.files import resolve_suite, text_columns
 from harness.models import resolve
 from harness.record import TrialRecord
 from harness.results import PREDICTIONS, git_commit, node, versions, write_predictions
@@ -54,7 +55,7 @@ def run_trial(
     runs: list = []  # open experiment-tracker runs (harness.tracking)
     try:
         plugins = plugins or plugin_loader.load(cfg.plugins)
-        suite = plugins.suites.get(cfg.suite)
+        suite = resolve_suite(plugins, cfg.suite, cfg.data_files)
         task = suite.task(cfg.task)
         objective_cls = plugins.objectives.get(cfg.objective)
         objective = objective_cls(task.num_labels, **cfg.objective_args)
@@ -91,6 +92,8 @@ def run_trial(
         }
         if held_out:
             record.data["dev_from_train"] = held_out
+        if data.sources:
+            record.data["sources"] = data.sources
         record.student_layers = getattr(model.config, "student_layers", None)
         record.hparams = objective.hp
         record.compare_to = [] if cfg.save_teacher else list(objective_cls.compare_to)
@@ -111,6 +114,11 @@ def run_trial(
             teachers.save_outputs(trial_dir, model, train, 2 * cfg.batch_size)
         record.notes += result.notes
         record.complete(result.epochs, result.final, result.train_time_s, result.train_samples, PREDICTIONS)
+        if cfg.save_model != "none":  # every rank: gathering ZeRO-3 parameters is collective
+            labels = result.predictions[record.headline_split].labels
+            columns = text_columns(cfg.data_files)
+            kept.save(trial_dir, model, tokenizer, record, cfg, result.kept_epoch, labels, columns)
+            record.kept_model = kept.MODEL_DIR
     except (HarnessError, TrialFailed) as exc:
         record.fail(str(exc))
     except Exception as exc:  # a plugin's bug fails its trial, not the run

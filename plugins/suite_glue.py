@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness import hookimpl, hub
+from harness import hookimpl, hub, provenance
 from harness.errors import HarnessError
 from harness.suite import Suite, Task, TaskData, split_from_columns
 
@@ -204,7 +204,8 @@ def load_local(task: Task, layout: Layout, data_dir: Path) -> TaskData:
             f"folder that holds CoLA/, SST-2/, MRPC/ ..."
         )
     required = ("train", task.dev_splits[0])
-    splits, notes, stamp = {}, [], []
+    splits, notes, stamp, sources = {}, [], [], {}
+    known = provenance.load(data_dir).get(layout.folder, {})
     for split, name in layout.files.items():
         path = data_dir / layout.folder / name
         if not path.is_file():
@@ -218,11 +219,16 @@ def load_local(task: Task, layout: Layout, data_dir: Path) -> TaskData:
         # the content, not the path or mtime: a copy elsewhere (another node, a re-provisioned
         # disk) keeps its trial ids, so its teachers and `harness run --reuse` still match
         raw = path.read_bytes()
-        stamp.append(f"{layout.folder}/{name}:{hashlib.sha256(raw).hexdigest()}")
+        digest = hashlib.sha256(raw).hexdigest()
+        stamp.append(f"{layout.folder}/{name}:{digest}")
         key = hashlib.sha256(stamp[-1].encode()).hexdigest()
-        splits[split] = split_from_columns(read_tsv(path, raw, task, layout), key)
+        columns = read_tsv(path, raw, task, layout)
+        splits[split] = split_from_columns(columns, key)
+        sources[split] = {"path": str(path), "sha256": digest, "rows": len(columns["idx"])}
+        if name in known:  # what the copy's PROVENANCE.yaml says of this file
+            sources[split]["provenance"] = known[name]
     fingerprint = hashlib.sha256("|".join(stamp).encode()).hexdigest()[:16]
-    return TaskData(datasets.DatasetDict(splits), fingerprint, notes)
+    return TaskData(datasets.DatasetDict(splits), fingerprint, notes, sources)
 
 
 def load_hub(task: Task, layout: Layout) -> TaskData:

@@ -16,6 +16,7 @@ ORDER = [
     "cli",  # the parser
     "search",  # commands
     "commands",
+    "predict",
     "options",  # defaults < YAML < command line, checked once
     "planner",  # options -> trial configs
     "ray_executor",  # executors
@@ -23,14 +24,16 @@ ORDER = [
     "live",
     "render",  # the report
     "report",
+    "manipulation",
     "plots",
-    "chance",
-    "significance",
     "reference",
     "rundir",  # the run directory
     "storage",
     "trial",  # one trial
     "teachers",
+    "kept",
+    "chance",
+    "significance",
     "plugins",  # the plugin manager and the plugin types
     "hookspecs",
     "registry",
@@ -41,6 +44,7 @@ ORDER = [
     "engine",
     "batching",
     "data",
+    "files",
     "models",
     "hub",
     "objective",

@@ -156,3 +156,46 @@ def test_built_in_suites_key_their_splits_without_pickling_the_rows(loaded, tmp_
     assert len(set(keys)) == len(keys) == 4
     (tmp_path / "RTE/train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\tx\ty\tentailment\n")
     assert glue.load(glue.task("rte"), tmp_path).splits["train"]._fingerprint != rte["train"]._fingerprint
+
+
+PROVENANCE = """
+RTE:
+  train.tsv: {rows: 2, official_rows: 2490, official: false, note: "a two-row sample for tests"}
+  dev.tsv: {rows: 1, official_rows: 277, official: false, note: "NOT the official dev set: made up"}
+"""
+
+
+def test_a_provenance_file_is_kept_in_every_record_and_quoted_by_the_report(cli, tmp_path):
+    data = write_glue(tmp_path / "glue")
+    (data / "PROVENANCE.yaml").write_text(PROVENANCE)
+    args = ["--suite", "glue", "--tasks", "rte", "--data-dir", str(data), "--objectives", "ce", "--seeds", "1"]
+    code, _, err = cli("run", *args, "--epochs", "1", "--model", "tiny", "--quiet", "--output-dir", str(tmp_path / "r"))
+    assert code == 0, err
+    from harness.report import build
+    from harness.results import read_json
+
+    (run_dir,) = (tmp_path / "r").iterdir()
+    (record,) = [read_json(p) for p in run_dir.glob("trials/*/record.json")]
+    assert record["data"]["sources"]["validation"]["provenance"]["note"] == "NOT the official dev set: made up"
+    (row,) = build([run_dir]).tables["data"].itertuples()
+    assert row.dev.endswith("(NOT the official split): NOT the official dev set: made up")
+    assert "(NOT the official split): a two-row sample for tests" in row.train
+    assert "NOT the official split" in (run_dir / "report" / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("RTE:\n  dev.tsv: {rows: 1, official: true}\n", "RTE/dev.tsv: missing official_rows"),
+        ("RTE:\n  dev.tsv: {rows: 1, official_rows: 1, official: yes please}\n", "official 'yes please' is not a bool"),
+        ("RTE:\n  dev.tsv: {rows: one, official_rows: 1, official: true}\n", "rows 'one' is not a int"),
+        ("RTE:\n  dev.tsv: {rows: 1, official_rows: 1, official: true, source: x}\n", "unknown source"),
+        ("- RTE\n", "expected a mapping of task folders"),
+    ],
+)
+def test_a_malformed_provenance_file_is_refused_naming_file_and_entry(glue, tmp_path, text, message):
+    data = write_glue(tmp_path / "glue")
+    (data / "PROVENANCE.yaml").write_text(text)
+    with pytest.raises(HarnessError, match="PROVENANCE.yaml") as exc:
+        glue.load(glue.task("rte"), data)
+    assert message in str(exc.value)

@@ -163,7 +163,8 @@ def test_an_unset_later_field_leaves_trial_ids_as_they_were(loaded):
     from harness.config import TrialConfig
 
     cfg = TrialConfig(suite="smoke", task="nli", objective="ce", model="tiny", seed=1)
-    new = ("teacher_store", "max_dev_samples", "dev_from_train", "feature_cmi_temperature", "trackers", "tracking_dir")
+    new = ("teacher_store", "max_dev_samples", "dev_from_train", "feature_cmi_temperature", "data_files", "save_model")
+    new += ("trackers", "tracking_dir")
     before = {k: v for k, v in cfg.to_dict().items() if k not in new}
     digest = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:8]
     assert cfg.trial_id() == f"nli-ce-s1-{digest}"  # the id a run recorded before max_dev_samples existed
