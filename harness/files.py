@@ -1,5 +1,6 @@
-"""Your own data files as a task: ``--train-file``/``--validation-file`` (CSV, TSV, JSON lines or
-Parquet, read with ``datasets``), ``--text-columns A[,B]`` and ``--label-column C``.
+"""Your own data as a task: files (``--train-file``/``--validation-file``: CSV, TSV, JSON lines or
+Parquet, read with ``datasets``) or a Hugging Face Hub dataset (``--suite hf:DATASET[:CONFIG]``,
+its ``train`` and ``validation`` splits), with ``--text-columns A[,B]`` and ``--label-column C``.
 
 A ``FileSpec`` (a plain dict in the trial config, so it travels to Ray workers) makes a one-task
 suite named ``files``: the task is named after the training file, its classes are the distinct
@@ -26,23 +27,41 @@ FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".pa
 DEFAULT_TEXT = (("sentence1", "sentence2"), ("sentence",), ("text",))  # run_glue.py's guesses, in order
 
 
+HUB_PREFIX = "hf:"
+
+
 @dataclass(frozen=True)
 class FileSpec:
-    train: str
+    train: str  # a file path, or with ``hub``: the split name
     validation: str
     text_columns: tuple[str, ...] = ()  # empty: the first of DEFAULT_TEXT the training file has
     label_column: str = "label"
+    hub: str = ""  # DATASET[:CONFIG] on the Hugging Face Hub, instead of files
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "text_columns": list(self.text_columns)}
+        d = {**asdict(self), "text_columns": list(self.text_columns)}
+        return d if self.hub else {k: v for k, v in d.items() if k != "hub"}  # ids of file runs unchanged
 
     @classmethod
     def of(cls, d: dict[str, Any]) -> FileSpec:
-        return cls(d["train"], d["validation"], tuple(d.get("text_columns") or ()), d.get("label_column") or "label")
+        cols = tuple(d.get("text_columns") or ())
+        return cls(d["train"], d["validation"], cols, d.get("label_column") or "label", d.get("hub") or "")
 
 
-def spec_from_options(train: str | None, validation: str | None, text_columns, label_column) -> dict | None:
-    """The trial config's ``data_files`` from the command line's options (None without --train-file)."""
+def spec_from_options(
+    train: str | None, validation: str | None, text_columns, label_column, suite: str = ""
+) -> dict | None:
+    """The trial config's ``data_files`` from the command line's options (None without --train-file
+    or an ``hf:`` suite)."""
+    if suite.startswith(HUB_PREFIX):
+        if train or validation:
+            raise HarnessError(
+                f"--suite {suite} reads the Hub dataset's own splits: leave out --train-file/--validation-file"
+            )
+        name = suite[len(HUB_PREFIX) :]
+        if not name.strip(":"):
+            raise HarnessError(f"--suite {suite}: name a dataset, e.g. --suite hf:imdb or hf:glue:sst2")
+        return FileSpec("train", "validation", tuple(text_columns or ()), label_column or "label", name).as_dict()
     if not train and not validation:
         return None
     if not (train and validation):
@@ -114,17 +133,51 @@ def _labels(spec: FileSpec, rows: list[dict], path: str) -> tuple[str, ...]:
     return tuple(distinct)
 
 
+def read_hub(spec: FileSpec) -> tuple[dict[str, list[dict]], dict[str, str]]:
+    """The ``train`` and ``validation`` rows of a Hub dataset, and each split's fingerprint; offline, one line."""
+    import datasets
+
+    from harness import hub
+
+    name, _, config = spec.hub.partition(":")
+    if not hub.reachable() and not hub.offline_by_choice():
+        raise HarnessError(
+            f"--suite hf:{spec.hub}: the Hugging Face Hub is not reachable from here. Offline, save the dataset's "
+            f"splits as files and pass --train-file and --validation-file, or set HF_HUB_OFFLINE=1 to use a copy "
+            f"in the local Hugging Face cache"
+        )
+    try:
+        raw = datasets.load_dataset(name, config or None)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise HarnessError(f"--suite hf:{spec.hub}: cannot load it from the Hub: {first}") from None
+    missing = [s for s in ("train", "validation") if s not in raw]
+    if missing:
+        raise HarnessError(
+            f"--suite hf:{spec.hub}: no {', '.join(missing)} split (it has {', '.join(raw)}); save the splits as "
+            f"files and pass --train-file and --validation-file"
+        )
+    return {s: raw[s].to_list() for s in ("train", "validation")}, {s: raw[s]._fingerprint for s in raw}
+
+
 class _Files:
-    """One file task: read once per process, the suite and its loader share the rows."""
+    """One file (or Hub) task: read once per process, the suite and its loader share the rows."""
 
     def __init__(self, spec: FileSpec):
         self.spec = spec
-        self.rows = {"train": read_rows(spec.train), "validation": read_rows(spec.validation)}
+        self.hub_prints: dict[str, str] = {}
+        if spec.hub:
+            self.rows, self.hub_prints = read_hub(spec)
+            self.where = {s: f"hf:{spec.hub}[{s}]" for s in ("train", "validation")}
+        else:
+            self.rows = {"train": read_rows(spec.train), "validation": read_rows(spec.validation)}
+            self.where = {"train": spec.train, "validation": spec.validation}
         if not self.rows["train"]:
-            raise HarnessError(f"{spec.train}: no rows")
-        self.text = _text_columns(spec, self.rows["train"], spec.train)
-        self.labels = _labels(spec, self.rows["train"], spec.train)
-        name = Path(spec.train).stem.replace(".", "_") or "task"
+            raise HarnessError(f"{self.where['train']}: no rows")
+        self.text = _text_columns(spec, self.rows["train"], self.where["train"])
+        self.labels = _labels(spec, self.rows["train"], self.where["train"])
+        name = (spec.hub.replace("/", "_").replace(":", "_") if spec.hub else Path(spec.train).stem) or "task"
+        name = name.replace(".", "_")
         metrics = ("accuracy", "f1") if len(self.labels) == 2 else ("accuracy",)
         self.task = Task(name, self.labels, len(self.text) == 2, metrics)
 
@@ -132,8 +185,8 @@ class _Files:
         import datasets
 
         splits, sources, stamps = {}, {}, []
-        for split, path in (("train", self.spec.train), ("validation", self.spec.validation)):
-            rows = self.rows[split]
+        for split in ("train", "validation"):
+            rows, path = self.rows[split], self.where[split]
             _text_columns(self.spec, rows, path)
             ids = {name: i for i, name in enumerate(self.labels)}
             cols: dict[str, list] = {"idx": list(range(len(rows))), "label": []}
@@ -150,7 +203,13 @@ class _Files:
                         f"({', '.join(self.labels)}); fix the row or the files"
                     )
                 cols["label"].append(label)
-            digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            digest = (
+                hashlib.sha256(self.hub_prints[split].encode()).hexdigest()
+                if self.spec.hub
+                else hashlib.sha256(
+                    Path(self.spec.train if split == "train" else self.spec.validation).read_bytes()
+                ).hexdigest()
+            )
             stamps.append(digest)
             sources[split] = {"path": path, "sha256": digest, "rows": len(rows)}
             splits[split] = split_from_columns(cols, digest[:32])

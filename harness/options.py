@@ -296,7 +296,7 @@ class Options:
         }
         out["data_dir"] = str(Path(self.data_dir).resolve()) if self.data_dir else None
         out["data_files"] = spec_from_options(
-            self.train_file, self.validation_file, self.text_columns, self.label_column
+            self.train_file, self.validation_file, self.text_columns, self.label_column, self.suite
         )
         out["plugins"] = tuple(self.plugin)
         out["trackers"] = tuple(self.tracker)
@@ -321,7 +321,7 @@ class Options:
         settings = self.trial_settings()
         suite, tasks = self.suite, self.tasks
         if settings["data_files"]:
-            if self.suite != default("suite") or self.tasks:
+            if (self.suite != default("suite") and not self.suite.startswith("hf:")) or self.tasks:
                 raise HarnessError(
                     "--train-file makes a task of your files: leave --suite and --tasks out (or drop --train-file)"
                 )

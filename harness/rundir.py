@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -64,7 +65,8 @@ class RunDir:
     def create(cls, output_dir: Path, name: str) -> RunDir:
         """A new directory OUTPUT_DIR/<time>-<name>[-n], made atomically (two runs started at the same
         instant get different ones)."""
-        base = output_dir / f"{datetime.now():%Y%m%d-%H%M%S}-{name}"
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)  # e.g. hf:org/data: one folder, not three
+        base = output_dir / f"{datetime.now():%Y%m%d-%H%M%S}-{safe}"
         output_dir.mkdir(parents=True, exist_ok=True)
         for n in range(1, 10_000):
             path = base if n == 1 else base.with_name(f"{base.name}-{n}")

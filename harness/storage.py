@@ -11,6 +11,7 @@ and a student fetches its teachers' files before it starts.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from pyarrow import fs as pafs
@@ -18,6 +19,7 @@ from pyarrow import fs as pafs
 from harness.config import TrialConfig
 from harness.results import PREDICTIONS, RECORD
 
+CHUNK = 16 * 2**20
 FETCHED = (RECORD, PREDICTIONS)  # what the driver needs of a trial (+ worker logs)
 
 
@@ -48,8 +50,8 @@ class Storage:
             if info.type != pafs.FileType.File or (only and not only(name)):
                 continue
             (local / name).parent.mkdir(parents=True, exist_ok=True)
-            with self.fs.open_input_stream(info.path) as src:
-                (local / name).write_bytes(src.read())
+            with self.fs.open_input_stream(info.path) as src, open(local / name, "wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)  # streamed: a kept multi-GB model never sits in memory
 
 
 def fetched(name: str) -> bool:

@@ -32,6 +32,20 @@ def test_storage_round_trips_a_trial_and_the_driver_fetches_no_weights(tmp_path)
     assert not (tmp_path / "nothing").exists()
 
 
+def test_storage_streams_files_in_chunks(tmp_path, monkeypatch):
+    """A kept model of several GB is copied a chunk at a time, never read whole into memory."""
+    from harness import storage
+
+    monkeypatch.setattr(storage, "CHUNK", 7)
+    data = bytes(range(256)) * 40  # 10,240 bytes: many chunks, and a last one shorter
+    (tmp_path / "t" / "model").mkdir(parents=True)
+    (tmp_path / "t" / "model" / "model.safetensors").write_bytes(data)
+    store = storage.Storage(str(tmp_path / "bucket"))
+    store.put(tmp_path / "t", "run/trials/x")
+    store.get("run/trials/x", tmp_path / "back")
+    assert (tmp_path / "back" / "model" / "model.safetensors").read_bytes() == data
+
+
 def test_the_driver_fetches_a_trial_until_its_record_is_complete(loaded, tmp_path, monkeypatch):
     from harness import ray_executor
     from harness.planner import make_plan

@@ -125,3 +125,39 @@ def test_file_options_are_checked_before_anything_runs(cli, files, tmp_path):
     assert code == 2 and "leave --suite and --tasks out" in err
     code, _, err = cli("predict", str(tmp_path), "--file", str(dev), "--output", str(tmp_path / "p.csv"))
     assert code == 2 and "not a kept model" in err
+
+
+def test_a_hub_dataset_offline_is_one_line(cli, tmp_path, monkeypatch):
+    from harness import hub
+
+    monkeypatch.setattr(hub, "reachable", lambda: False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    code, _, err = cli("run", "--suite", "hf:imdb", "--output-dir", str(tmp_path), "--quiet")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "hf:imdb: the Hugging Face Hub is not reachable" in err and "--train-file" in err
+
+
+def test_a_hub_dataset_becomes_a_task_through_the_real_loading_path(cli, tmp_path, monkeypatch):
+    """datasets.load_dataset answered here by an in-memory copy: the mapping from its columns on is real."""
+    import datasets
+
+    from harness import hub
+
+    def rows(n, seed):
+        rng = random.Random(seed)
+        return [{"review": f"the film is {w}", "stars": w} for w in rng.choices(["good", "bad"], k=n)]
+
+    fake = datasets.DatasetDict(
+        {s: datasets.Dataset.from_list(rows(n, i)) for i, (s, n) in enumerate((("train", 64), ("validation", 32)))}
+    )
+    asked = []
+    monkeypatch.setattr(hub, "reachable", lambda: True)
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, config=None: asked.append((name, config)) or fake)
+    args = ["--suite", "hf:someone/reviews:plain", "--text-columns", "review", "--label-column", "stars"]
+    code, _, err = cli("run", *args, "--objectives", "ce", "--seeds", "1", "--epochs", "1", "--quiet",
+                       "--output-dir", str(tmp_path))  # fmt: skip
+    assert code == 0, err
+    assert asked[0] == ("someone/reviews", "plain")
+    (record,) = [read_json(p) for p in tmp_path.glob("*/trials/*/record.json")]
+    assert record["config"]["task"] == "someone_reviews_plain" and record["label_names"] == ["bad", "good"]
+    assert record["data"]["sources"]["validation"]["path"] == "hf:someone/reviews:plain[validation]"
