@@ -65,19 +65,19 @@ def harness_objectives() -> list[type[Objective]]:
 
 @hookspec
 def harness_models() -> list[ModelSpec]:
-    """The model names this plugin provides: ``harness.models.ModelSpec`` entries.
+    """The model names this plugin provides: ``harness.ModelSpec`` entries.
 
     ``ModelSpec.load(num_labels)`` returns ``(tokenizer, model for sequence classification)`` and
     is called in each trial, seeded, so it must not load anything at import time;
     ``defaults`` holds trial settings the model needs (e.g. ``{"lr": 2e-3}``), ``layers`` the
     number of transformer layers when known without loading. Users select it with ``--model NAME``
     (``NAME:half`` for a half-depth student). For a Hugging Face model,
-    ``harness.models.pretrained(source, description, name)`` builds the spec.
+    ``harness.pretrained(source, description, name)`` builds the spec.
 
     Example::
 
         from harness import hookimpl
-        from harness.models import pretrained
+        from harness import pretrained
 
         @hookimpl
         def harness_models():
@@ -110,7 +110,7 @@ def harness_suites() -> list[Suite]:
 
 @hookspec
 def harness_trackers() -> list[Tracker]:
-    """The experiment trackers this plugin provides: ``harness.tracking.Tracker`` entries.
+    """The experiment trackers this plugin provides: ``harness.Tracker`` entries.
 
     A tracker names the module it imports and how to install it (``--tracker NAME`` is refused
     before anything runs when that module is missing); in each trial ``open(trial_dir,
@@ -119,7 +119,7 @@ def harness_trackers() -> list[Tracker]:
     Example::
 
         from harness import hookimpl
-        from harness.tracking import Tracker
+        from harness import Tracker
 
         @hookimpl
         def harness_trackers():
@@ -129,7 +129,7 @@ def harness_trackers() -> list[Tracker]:
 
 @hookspec
 def harness_reporters() -> list[Reporter]:
-    """The output formats of the comparison report this plugin provides: ``harness.reporter.Reporter``
+    """The output formats of the comparison report this plugin provides: ``harness.Reporter``
     entries.
 
     ``write(report, out_dir)`` is called once per report with the computed tables and figures and
@@ -138,7 +138,7 @@ def harness_reporters() -> list[Reporter]:
     Example::
 
         from harness import hookimpl
-        from harness.reporter import Reporter
+        from harness import Reporter
 
         def write_latex(report, out):
             ...

@@ -161,6 +161,8 @@ class Objective:
         for attr in ("name", "description"):
             if not isinstance(getattr(cls, attr, None), str):
                 raise TypeError(f"{cls.__qualname__} must define a string class attribute {attr!r}")
+        if cls.loss is Objective.loss:
+            raise TypeError(f"{cls.__qualname__} must define loss(self, out) -> LossOutput (it has none)")
         target = cls.cmi_target
         if target is not None and not (
             isinstance(target, tuple) and len(target) == 2 and target[0] in ("self", "teacher") and target[1] in (-1, 1)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import hookimpl
-from harness.errors import HarnessError
-from harness.models import ModelSpec, pretrained
+from harness import HarnessError, ModelSpec, hookimpl, pretrained
 
 from .words import VOCABULARY
 

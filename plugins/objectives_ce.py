@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from harness import HParam, LossOutput, Objective, hookimpl
-from harness.objective import Outputs
+from harness import HParam, LossOutput, Objective, Outputs, hookimpl
 
 
 class CrossEntropy(Objective):

@@ -40,8 +40,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness import HParam, LossOutput, Objective, hookimpl
-from harness.objective import Outputs
+from harness import HParam, LossOutput, Objective, Outputs, hookimpl
 
 if TYPE_CHECKING:  # torch is imported in the methods that compute, so listing plugins stays fast
     import torch
@@ -123,7 +122,7 @@ class _CentroidObjective(Objective):
         workers each hold part of it, so every worker keeps the centroids one worker would."""
         import torch
 
-        from harness.engine import sum_over_ranks
+        from harness import sum_over_ranks
 
         sums = torch.zeros(self.num_labels, p.shape[-1], dtype=torch.float64).index_add_(
             0, labels.cpu(), p.detach().double().cpu()

@@ -22,8 +22,7 @@ set, in eval mode, and the student reads them by example id, so a student step c
 
 from __future__ import annotations
 
-from harness import HParam, LossOutput, Objective, hookimpl
-from harness.objective import Outputs, TeacherStage
+from harness import HParam, LossOutput, Objective, Outputs, TeacherStage, hookimpl
 
 
 class KD(Objective):

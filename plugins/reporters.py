@@ -8,16 +8,14 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import hookimpl
-from harness.reporter import Reporter
-from harness.results import atomic_write
+from harness import Reporter, atomic_write, hookimpl
 
 if TYPE_CHECKING:
-    from harness.report import Report
+    from harness import Report
 
 
 def write_markdown(report: Report, out: Path) -> list[Path]:
-    from harness.render import markdown_table, sections
+    from harness import markdown_table, sections
 
     parts = ["# Comparison report", "", "Computed from the trial records of: " + ", ".join(report.sources), ""]
     for title, df in sections(report):
@@ -29,7 +27,7 @@ def write_markdown(report: Report, out: Path) -> list[Path]:
 
 
 def write_html(report: Report, out: Path) -> list[Path]:
-    from harness.render import sections
+    from harness import sections
 
     body = [
         f"<h1>Comparison report</h1><p>Computed from the trial records of: {html.escape(', '.join(report.sources))}</p>"

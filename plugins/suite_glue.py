@@ -15,9 +15,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness import hookimpl, hub, provenance
-from harness.errors import HarnessError
-from harness.suite import Suite, Task, TaskData, split_from_columns
+from harness import HarnessError, Suite, Task, TaskData, hookimpl, hub, provenance, split_from_columns
 
 DATA_ENV = "HARNESS_GLUE_DIR"
 HUB_ID = "nyu-mll/glue"

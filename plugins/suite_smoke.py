@@ -21,8 +21,7 @@ import hashlib
 import random
 from typing import TYPE_CHECKING
 
-from harness import hookimpl
-from harness.suite import Suite, Task, TaskData, split_from_columns
+from harness import Suite, Task, TaskData, hookimpl, split_from_columns
 
 from .words import ANIMALS, COLORS, FILLER, NEGATIVE, POSITIVE, SIZES, SUBJECTS
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness import hookimpl
-from harness.tracking import PER_STEP, Tracker, flat
+from harness import PER_STEP, Tracker, flat, hookimpl
 
 INSTALL = "pip install 'cmi-harness[track]'"
 

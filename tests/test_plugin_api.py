@@ -152,6 +152,9 @@ def test_unknown_needs_that_only_one_setting_shows_are_refused_per_instance():
         def needs_for(cls, hp):
             return {"logits", "hidden_states"} if hp["depth"] > 3 else {"logits"}
 
+        def loss(self, out):
+            raise NotImplementedError
+
     Tapped.validate_class()  # the defaults are fine; an int has no listed values to try
     assert Tapped(2).needs == {"logits"}
     with pytest.raises(TypeError, match=r"objective tapped\[depth=5\] needs unknown outputs \['hidden_states'\]"):
@@ -197,3 +200,47 @@ def test_the_shared_word_list_is_unchanged():
     from harness_plugins.words import VOCABULARY
 
     assert hashlib.sha256(json.dumps(VOCABULARY).encode()).hexdigest() == WORDS_SHA256
+
+
+def test_an_objective_without_loss_is_refused_when_its_plugin_loads(tmp_path, monkeypatch):
+    """It used to load, be listed, and fail every trial at its first step."""
+    body = """
+    from harness import Objective, hookimpl
+
+    class Lossless(Objective):
+        name = "lossless"
+        description = "has a name and a description, nothing else"
+
+    @hookimpl
+    def harness_objectives():
+        return [Lossless]
+    """
+    loaded = _plugin(tmp_path, monkeypatch, "lossless_plugin", body)
+    assert any("Lossless must define loss(self, out)" in w and "lossless_plugin" in w for w in loaded.warnings)
+    assert "lossless" not in loaded.objectives
+
+
+def test_built_in_plugins_and_the_examples_import_only_the_public_api():
+    """`from harness import NAME` with NAME in harness.__all__ (or a public helper module): an internal
+    move can then never break a third-party plugin written like the built-in ones."""
+    import ast
+    from pathlib import Path
+
+    import harness
+
+    root = Path(__file__).parent.parent
+    files = [*root.glob("plugins/*.py"), *root.glob("examples/*/*.py")]
+    assert len(files) >= 8
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("harness"):
+                assert node.module == "harness", f"{path.name}: from {node.module} import ... (use `from harness`)"
+                for alias in node.names:
+                    assert alias.name in harness.__all__ or alias.name in harness.PUBLIC_MODULES, (
+                        path.name,
+                        alias.name,
+                    )
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("harness.") for a in node.names), path.name
+    for name in harness.__all__:
+        assert getattr(harness, name) is not None  # every public name resolves
