@@ -179,9 +179,21 @@ def _details(plugins, console: Console, name: str) -> int:
             f"[bold]{name}[/] ({source}): {spec.description}; {layers}; defaults: {spec.defaults or 'none'}",
             soft_wrap=True,
         )
+    elif (Path(name.removesuffix(":half")).expanduser() / "config.json").is_file():
+        import json
+
+        from harness.models import student_layers
+
+        folder = Path(name.removesuffix(":half")).expanduser()
+        config = json.loads((folder / "config.json").read_text())
+        n = config.get("num_hidden_layers") or config.get("n_layer") or config.get("n_layers")
+        what = f"[bold]{name}[/]: local {config.get('model_type', 'model')} folder, {n or '?'} layers"
+        if name.endswith(":half") and n:
+            what += f"; the :half student keeps layers {', '.join(map(str, student_layers(n)))} (first and last kept)"
+        console.print(what, soft_wrap=True)
     else:
         known = plugins.objectives.names() + plugins.suites.names() + plugins.models.names()
-        raise HarnessError(f"nothing named {name!r}; known names: {', '.join(known)}")
+        raise HarnessError(f"nothing named {name!r}; known names: {', '.join(known)}, or a model folder")
     return 0
 
 

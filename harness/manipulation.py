@@ -102,7 +102,7 @@ def _check(recs, bases, groups, where, who, direction, space, by_id, ok, arm_of)
                 ratios.append(a / b)
         name = arm_of(next(iter(control.values()))) if who == "teacher" else base
         if not ratios:
-            note = f"no seed of the control ({name}) measured CMI in the {space} space"
+            note = f"no seed of the control ({name}) measured CMI in the {space} space (--feature-cmi-temperature)"
             return _row(what, name, [], False, note)
         moved = direction * (np.mean(ratios) - 1) >= THRESHOLD
         teacher = next((arm_of(t) for t in side if t is not None), None)

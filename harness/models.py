@@ -47,8 +47,8 @@ def pretrained(
         try:
             tok = AutoTokenizer.from_pretrained(str(source), local_files_only=cached_only)
             model = AutoModelForSequenceClassification.from_pretrained(
-                str(source), num_labels=num_labels, local_files_only=cached_only
-            )
+                str(source), num_labels=num_labels, local_files_only=cached_only, ignore_mismatched_sizes=True
+            )  # a head for another number of labels is replaced by a fresh one
         except Exception as exc:
             where = "directory" if local else "Hugging Face Hub id"
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -58,9 +58,27 @@ def pretrained(
                 f"cannot load a model from {where} {str(source)!r}: {first}. It needs config.json, weights and "
                 f"tokenizer files; offline, use a local directory or a built-in model such as minilm-l6 or tiny"
             ) from exc
-        return tok, model
+        return for_classification(tok, model, str(source))
 
     return ModelSpec(name or str(source), description, load, dict(defaults), layers)
+
+
+def for_classification(tok, model, source: str) -> Loaded:
+    """Ready for batched classification: a tokenizer without a pad token pads with its EOS token (as
+    Llama-, Mistral- and GPT-2-style checkpoints ship, and as their users do), and the model's config
+    learns the id, which is also how a decoder finds the last non-pad token it pools; no KV cache
+    (nothing is generated, and a cache costs memory in training and evaluation)."""
+    if tok.pad_token is None:
+        if tok.eos_token is None:
+            raise HarnessError(
+                f"the tokenizer of {source} has neither a pad token nor an EOS token to pad with; add a pad token "
+                f"to its tokenizer files"
+            )
+        tok.pad_token = tok.eos_token
+    if getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tok.pad_token_id
+    model.config.use_cache = False
+    return tok, model
 
 
 def layers_of(model):
@@ -87,12 +105,19 @@ def keep_half_of_layers(model):
     import torch
 
     layers = layers_of(model)
-    keep = student_layers(len(layers))
+    n, keep = len(layers), student_layers(len(layers))
     kept = torch.nn.ModuleList(layers[i] for i in keep)
     for parent in model.modules():
         for child_name, child in parent.named_children():
             if child is layers:
                 setattr(parent, child_name, kept)
+    for new, layer in enumerate(kept):  # decoders index their cache and attention type by layer
+        for module in layer.modules():
+            if isinstance(getattr(module, "layer_idx", None), int):
+                module.layer_idx = new
+    for key, value in model.config.to_dict().items():  # per-layer entries, e.g. Qwen2's layer_types
+        if isinstance(value, list) and len(value) == n and key != "student_layers":
+            setattr(model.config, key, [value[i] for i in keep])
     key = "num_hidden_layers" if hasattr(model.config, "num_hidden_layers") else "n_layers"
     setattr(model.config, key, len(kept))
     model.config.student_layers = keep

@@ -48,19 +48,41 @@ class FitResult:
     kept_epoch: int = 0  # with cfg.save_model == "best": the epoch whose weights the model holds at the end
 
 
+def head_of(model: torch.nn.Module) -> torch.nn.Linear:
+    """The layer that makes the class scores, found by structure, whatever it is called (BERT's
+    ``classifier``, a decoder's ``score``, RoBERTa's ``classifier.out_proj``): the last Linear whose
+    outputs are the labels."""
+    n = model.config.num_labels
+    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == n]
+    if not heads:
+        raise TrialFailed(f"{type(model).__name__} has no Linear layer with {n} outputs, so 'features' are unavailable")
+    return heads[-1]
+
+
 class _FeatureTap:
-    """Keeps the input of the classification head: the pooled vector the head reads."""
+    """Keeps the vector the classification head reads for each example: its input when the model
+    pools before the head (encoders); when the head scores every token and the model pools after it
+    (decoders), the input at the token the model pools, the last that is not padding, found the
+    way the model finds it (``input_ids`` against the config's pad id)."""
 
     def __init__(self, model: torch.nn.Module):
-        head = getattr(model, "classifier", None)
-        if head is None:
-            raise TrialFailed(f"{type(model).__name__} has no `classifier` head, so 'features' are unavailable")
         self.value: torch.Tensor | None = None
-        self.handle = head.register_forward_pre_hook(self._keep)
+        self.input_ids: torch.Tensor | None = None  # set by the forward before each call
+        self.pad_id = getattr(model.config, "pad_token_id", None)
+        self.handle = head_of(model).register_forward_pre_hook(self._keep)
 
     def _keep(self, module, args):
         x = args[0]
-        self.value = x[:, 0] if x.dim() == 3 else x  # heads that pool themselves read the first token
+        if x.dim() == 2:
+            self.value = x
+            return
+        width = x.shape[1]
+        if self.pad_id is None or self.input_ids is None:
+            last = torch.full((x.shape[0],), width - 1, device=x.device)
+        else:
+            real = (self.input_ids != self.pad_id).to(x.device, torch.long)
+            last = (torch.arange(width, device=x.device) * real).argmax(-1)
+        self.value = x[torch.arange(x.shape[0], device=x.device), last]
 
 
 NOT_INPUTS = ("labels", "idx", "teacher_logits")
@@ -68,6 +90,8 @@ NOT_INPUTS = ("labels", "idx", "teacher_logits")
 
 def _forward(engine, batch: dict[str, torch.Tensor], tap: _FeatureTap | None) -> Outputs:
     inputs = {k: v for k, v in batch.items() if k not in NOT_INPUTS}
+    if tap is not None:
+        tap.input_ids = inputs.get("input_ids")
     logits = engine(**inputs).logits.float()
     features = tap.value.float() if tap is not None and tap.value is not None else None
     return Outputs(logits, batch["labels"], batch["idx"], features, batch.get("teacher_logits"))

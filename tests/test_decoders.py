@@ -1,0 +1,85 @@
+"""Decoder LLM classifiers (Llama-, Qwen2-, GPT-2-shaped, tiny and random, saved as model folders):
+no pad token, every objective, :half students, the features space at the token the model pools."""
+
+import json
+
+import pytest
+import torch
+
+from harness.results import read_json
+from tests.decoders import build
+
+SMALL = ["--tasks", "sentiment", "--seeds", "1", "--epochs", "1", "--lr", "1e-3", "--quiet"]
+SMALL += ["--max-train-samples", "256", "--max-dev-samples", "100"]
+
+
+@pytest.fixture(scope="module")
+def decoders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("decoders")
+    return {kind: build(kind, root) for kind in ("llama", "qwen2", "gpt2")}
+
+
+def _records(path):
+    return [read_json(p) for p in path.glob("*/trials/*/record.json")]
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_a_decoder_without_a_pad_token_trains_ce_and_cmi_min_in_both_spaces(cli, decoders, tmp_path, kind):
+    """Llama 3 and GPT-2 checkpoints ship without a pad token: it failed with "Cannot handle batch sizes > 1
+    if no padding token is defined"; now the EOS token pads and the config learns its id."""
+    assert json.loads((decoders[kind] / "config.json").read_text()).get("pad_token_id") is None
+    args = ["--objectives", "ce,cmi_min", "--setting", f"{decoders[kind]}=ce,cmi_min"]
+    code, _, err = cli("run", "--model", str(decoders[kind]), *args[:2], *SMALL, "--output-dir", str(tmp_path / "a"))
+    assert code == 0, err
+    code, _, err = cli(
+        "run", "--model", str(decoders[kind]), "--objectives", "cmi_min", "--objective-args",
+        "cmi_min.space=features,cmi_min.temperature=0.5", *SMALL, "--output-dir", str(tmp_path / "b"),
+    )  # fmt: skip
+    assert code == 0, err
+    records = _records(tmp_path / "a") + _records(tmp_path / "b")
+    assert [r["status"] for r in records] == ["completed"] * 3
+    assert "cmi_features" in _records(tmp_path / "b")[0]["final"]["validation"]
+
+
+def test_half_students_of_a_decoder_distil_from_its_teachers(cli, decoders, tmp_path):
+    """kd and cmi_max_kd with a Qwen2:half student failed at the first forward (IndexError in the KV
+    cache: the kept layers carried their old layer_idx); Qwen2's per-layer layer_types are trimmed too."""
+    qwen = str(decoders["qwen2"])
+    args = ["--model", f"{qwen}:half", "--teacher-model", qwen, "--objectives", "kd,cmi_max_kd"]
+    code, _, err = cli("run", *args, *SMALL, "--output-dir", str(tmp_path))
+    assert code == 0, err
+    records = _records(tmp_path)
+    assert {r["status"] for r in records} == {"completed"} and len(records) == 5  # 3 teachers (copied), 2 students
+    students = [r for r in records if r["config"]["model"].endswith(":half")]
+    assert [r["student_layers"] for r in students] == [[0, 3], [0, 3]]
+    from harness.models import resolve
+
+    _, model = resolve(f"{qwen}:half", {}).load(2)
+    assert [layer.self_attn.layer_idx for layer in model.model.layers] == [0, 1]
+    assert model.config.layer_types == ["full_attention", "sliding_attention"]  # layers 0 and 3 of the four
+    assert model.config.num_hidden_layers == 2
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "gpt2"])
+def test_features_are_read_where_the_model_pools_so_the_head_of_them_is_the_logits(decoders, kind):
+    """The head is found by structure (decoders call it `score`), and for a right-padded batch the tapped
+    vector is the one at the last non-pad token: score(features) equals the model's own logits."""
+    from harness.batching import Columns
+    from harness.models import resolve
+    from harness.trainer import _FeatureTap, _forward
+
+    tok, model = resolve(str(decoders[kind]), {}).load(2)
+    model.eval()
+    texts = ["the film is good", "bad", "the actors are not good but the plot is great"]
+    enc = tok(texts)
+    import datasets
+
+    rows = {"input_ids": enc["input_ids"], "label": [0, 1, 0], "idx": [0, 1, 2]}
+    cols = Columns(datasets.Dataset.from_dict({**rows, "length": [len(x) for x in enc["input_ids"]]}), tok.pad_token_id)
+    batch = cols.collate(torch.arange(3).numpy())
+    assert (batch["input_ids"] == tok.pad_token_id).any()  # padded on the right
+    tap = _FeatureTap(model)
+    with torch.no_grad():
+        out = _forward(model, batch, tap)
+        head = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 2][-1]
+        assert torch.allclose(head(out.features), out.logits, atol=1e-5)
