@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from harness.errors import TrialFailed
+
 NAME = "checkpoint"
 FILES = ("model.safetensors", "optimizer.safetensors", "objective.safetensors")
 log = logging.getLogger("harness")
@@ -57,7 +59,8 @@ def save(trial_dir: Path, engine, objective, rng: np.random.Generator, progress:
     for stale in trial_dir.glob(".checkpoint-*"):  # left by a process killed while saving
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=trial_dir, prefix=".checkpoint-"))
-    model = {k: v.detach().contiguous() for k, v in engine.module.state_dict().items()}
+    frozen = {n for n, p in engine.module.named_parameters() if not p.requires_grad}  # LoRA's base: not saved
+    model = {k: v.detach().contiguous() for k, v in engine.module.state_dict().items() if k not in frozen}
     save_file(model, str(tmp / "model.safetensors"))
     opt = engine.optimizer.state_dict()
     tensors = {f"{i}.{k}": v for i, s in opt["state"].items() for k, v in s.items()}
@@ -133,7 +136,13 @@ def load(trial_dir: Path, engine, objective, rng: np.random.Generator) -> dict[s
     if not (path / "state.json").exists():
         return None
     meta = json.loads((path / "state.json").read_text())
-    engine.module.load_state_dict(load_file(str(path / "model.safetensors")))
+    missing, unexpected = engine.module.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
+    trainable = {n for n, p in engine.module.named_parameters() if p.requires_grad}
+    if unexpected or trainable & set(missing):
+        raise TrialFailed(
+            f"checkpoint {path} does not fit this model (missing {sorted(trainable & set(missing))[:3]}, "
+            f"unexpected {unexpected[:3]}); delete it to start the trial over"
+        )
     tensors = load_file(str(path / "optimizer.safetensors"))
     torch.set_rng_state(tensors.pop("torch_rng"))
     state: dict[int, dict[str, torch.Tensor]] = {}

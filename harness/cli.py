@@ -279,6 +279,13 @@ def _trial_options(p: argparse.ArgumentParser) -> None:
         help="also measure dev CMI of softmax(pooled features / T) on every trial (the control of a "
         "space=features arm)",
     )
+    p.add_argument("--peft", choices=("lora",), help="train LoRA adapters and the head, the base frozen (PEFT)")
+    p.add_argument(
+        "--peft-args",
+        type=converter("peft_args"),
+        metavar="K=V,...",
+        help="LoRA settings: r (8), alpha (16), dropout (0.05), targets (all-linear, or names joined by +)",
+    )
     p.add_argument(
         "--save-model",
         choices=("none", "last", "best"),

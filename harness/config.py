@@ -29,7 +29,7 @@ TRAINING = (
     "dev_from_train",
 )
 # fields added after runs were recorded: left out of the id when unset
-LATER_FIELDS = ("max_dev_samples", "dev_from_train", "feature_cmi_temperature", "data_files")
+LATER_FIELDS = ("max_dev_samples", "dev_from_train", "feature_cmi_temperature", "data_files", "peft")
 NOT_IDENTITY = ("teacher_store", "trackers", "tracking_dir", "save_model")  # where results go, not what they are
 
 
@@ -59,6 +59,7 @@ class TrialConfig:
     data_dir: str | None = None
     data_files: dict[str, Any] | None = None  # the user's own files (harness.files.FileSpec), suite "files"
     zero_stage: int = 0
+    peft: dict[str, Any] | None = None  # LoRA adapters (harness.lora): {method, r, alpha, dropout, targets}
     precision: str = "fp32"
     threads: int | None = None  # torch intra-op threads; None: torch's default
     plugins: tuple[str, ...] = ()  # --plugin modules, re-imported wherever the trial runs

@@ -115,6 +115,7 @@ def build(model: torch.nn.Module, cfg: TrialConfig, lr: float, total_steps: int)
         {"params": [p for n, p in params if not n.endswith(no_decay)], "weight_decay": cfg.weight_decay},
         {"params": [p for n, p in params if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
+    groups = [g for g in groups if g["params"]]  # LoRA trains no norms: DeepSpeed drops an empty group
     optimizer = torch.optim.AdamW(groups, lr=lr, fused=True)  # one kernel per step; CPU and GPU
     schedule = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     engine, _, _, _ = deepspeed.initialize(

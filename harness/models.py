@@ -81,6 +81,27 @@ def for_classification(tok, model, source: str) -> Loaded:
     return tok, model
 
 
+def head_of(model):
+    """The layer that makes the class scores, found by structure, whatever it is called (BERT's
+    ``classifier``, a decoder's ``score``, RoBERTa's ``classifier.out_proj``): the last Linear whose
+    outputs are the labels."""
+    import torch
+
+    n = model.config.num_labels
+    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == n]
+    if not heads:
+        raise HarnessError(
+            f"{type(model).__name__} has no Linear layer with {n} outputs, so 'features' are unavailable"
+        )
+    return heads[-1]
+
+
+def head_name(model) -> str:
+    """The qualified name of ``head_of(model)``, e.g. ``classifier`` or ``score``."""
+    head = head_of(model)
+    return next(name for name, module in model.named_modules() if module is head)
+
+
 def layers_of(model):
     """The transformer block list: the ModuleList whose length is config.num_hidden_layers (or n_layers)."""
     import torch

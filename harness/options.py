@@ -137,6 +137,19 @@ def flag(value: Any) -> bool:
     return value
 
 
+def pairs(value: Any) -> dict[str, Any]:
+    """``KEY=VALUE,...`` or the YAML's ``{KEY: VALUE}`` -> {key: value}, values as given."""
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    out = {}
+    for item in filter(None, (s.strip() for s in str(value).split(","))):
+        key, eq, text_ = item.partition("=")
+        if not (eq and key.strip()):
+            raise Invalid(f"{item!r}: write KEY=VALUE, e.g. r=16,alpha=32 (targets: a+b+c or all-linear)")
+        out[key.strip()] = text_.strip()
+    return out
+
+
 def texts(value: Any) -> list[str]:
     return [text(v) for v in (value if isinstance(value, list) else [value])]
 
@@ -206,6 +219,8 @@ class Options:
     precision: str = opt("fp32")
     threads: int | None = opt(None, number(int))
     save_model: str = opt("none")
+    peft: str | None = opt(None)
+    peft_args: dict[str, Any] = opt(factory=dict, convert=pairs)
     output_dir: str = opt("runs")
     quiet: bool = opt(False, flag)
     tracker: list[str] = opt(factory=list, convert=words("trackers"))
@@ -289,6 +304,7 @@ class Options:
         """What every trial gets from these options (harness.config.TrialConfig's fields)."""
         from harness.config import TRAINING
         from harness.files import spec_from_options
+        from harness.lora import resolve
 
         out = {
             k: getattr(self, k)
@@ -298,6 +314,7 @@ class Options:
         out["data_files"] = spec_from_options(
             self.train_file, self.validation_file, self.text_columns, self.label_column, self.suite
         )
+        out["peft"] = resolve(self.peft, self.peft_args)
         out["plugins"] = tuple(self.plugin)
         out["trackers"] = tuple(self.tracker)
         out["tracking_dir"] = str(Path(self.output_dir).resolve()) if self.tracker else None

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from harness import lora
 from harness.config import TRAINING, Plan, TrialConfig
 from harness.errors import HarnessError
 from harness.files import resolve_suite
@@ -162,8 +163,8 @@ def make_plan(
                         teacher_store=teacher_store if previous else None,
                     )
                 )
-    if check_model:
-        spec.load(selected[0].num_labels)
+    if check_model:  # loads, and its LoRA targets match something
+        lora.apply(spec.load(selected[0].num_labels)[1], settings.get("peft"))
         if teacher_spec:
             teacher_spec.load(selected[0].num_labels)
     return Plan(list(teachers.values()) + trials, notes)

@@ -55,6 +55,8 @@ class TrialRecord:
     train_samples_per_s: float | None = None
     predictions: str | None = None  # file name of the dev predictions, in the trial directory
     kept_model: str | None = None  # folder of the kept model (--save-model), in the trial directory
+    trainable_parameters: int | None = None  # with LoRA, the adapters and the head
+    total_parameters: int | None = None
     error: str | None = None
     traceback: str | None = None
     wall_time_s: float | None = None

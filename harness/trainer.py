@@ -24,6 +24,7 @@ from harness.batching import Columns, eval_batches, train_batches
 from harness.config import TrialConfig
 from harness.errors import TrialFailed
 from harness.metrics import cmi_stats, glue_metrics
+from harness.models import head_of
 from harness.objective import Objective, Outputs
 from harness.suite import Task
 
@@ -46,17 +47,6 @@ class FitResult:
     train_samples: int = 0
     notes: list[str] = field(default_factory=list)  # e.g. a damaged checkpoint that was discarded
     kept_epoch: int = 0  # with cfg.save_model == "best": the epoch whose weights the model holds at the end
-
-
-def head_of(model: torch.nn.Module) -> torch.nn.Linear:
-    """The layer that makes the class scores, found by structure, whatever it is called (BERT's
-    ``classifier``, a decoder's ``score``, RoBERTa's ``classifier.out_proj``): the last Linear whose
-    outputs are the labels."""
-    n = model.config.num_labels
-    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == n]
-    if not heads:
-        raise TrialFailed(f"{type(model).__name__} has no Linear layer with {n} outputs, so 'features' are unavailable")
-    return heads[-1]
 
 
 class _FeatureTap:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 import harness
-from harness import checkpoint, kept, teachers, tracking
+from harness import checkpoint, kept, lora, teachers, tracking
 from harness import plugins as plugin_loader
 from harness.batching import Columns
 from harness.config import TrialConfig
@@ -70,6 +70,8 @@ def run_trial(
         arm = objective_cls.label(objective.hp)
         if cfg.init_from:  # a later teacher stage: named after the stages it continues, e.g. ce→cmi_max
             arm = f"{teachers.load_weights(store, cfg.init_from, model)}→{arm}"
+        model = lora.apply(model, cfg.peft)  # after a teacher's weights: adapters on the continued model
+        record.trainable_parameters, record.total_parameters = lora.parameters(model)
         tokenized = tokenize(
             task, data, tokenizer, cfg.max_seq_length, cfg.max_train_samples, cfg.max_dev_samples, cfg.dev_from_train
         )
@@ -110,6 +112,8 @@ def run_trial(
             run.metrics(final, len(result.epochs))
         if world()[0] == 0:
             write_predictions(trial_dir / PREDICTIONS, result.predictions)
+        if cfg.peft:  # teachers and kept models are saved merged: plain models their users load as any
+            model = lora.merged(model)
         if cfg.save_teacher:  # every rank: gathering ZeRO-3 parameters is collective
             teachers.save_outputs(trial_dir, model, train, 2 * cfg.batch_size)
         record.notes += result.notes

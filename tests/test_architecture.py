@@ -32,6 +32,7 @@ ORDER = [
     "trial",  # one trial
     "teachers",
     "kept",
+    "lora",
     "chance",
     "significance",
     "plugins",  # the plugin manager and the plugin types
