@@ -279,6 +279,15 @@ def _trial_options(p: argparse.ArgumentParser) -> None:
         help="also measure dev CMI of softmax(pooled features / T) on every trial (the control of a "
         "space=features arm)",
     )
+    p.add_argument(
+        "--grad-accum",
+        type=converter("grad_accum"),
+        metavar="N",
+        help="accumulate N micro-batches per step; --batch-size stays the global batch (default: 1)",
+    )
+    p.add_argument(
+        "--gradient-checkpointing", action="store_true", help="recompute activations in backward (less memory)"
+    )
     p.add_argument("--peft", choices=("lora",), help="train LoRA adapters and the head, the base frozen (PEFT)")
     p.add_argument(
         "--peft-args",

@@ -29,7 +29,15 @@ TRAINING = (
     "dev_from_train",
 )
 # fields added after runs were recorded: left out of the id when unset
-LATER_FIELDS = ("max_dev_samples", "dev_from_train", "feature_cmi_temperature", "data_files", "peft")
+LATER_FIELDS = (
+    "max_dev_samples",
+    "dev_from_train",
+    "feature_cmi_temperature",
+    "data_files",
+    "peft",
+    "grad_accum",
+    "gradient_checkpointing",
+)
 NOT_IDENTITY = ("teacher_store", "trackers", "tracking_dir", "save_model")  # where results go, not what they are
 
 
@@ -59,6 +67,8 @@ class TrialConfig:
     data_dir: str | None = None
     data_files: dict[str, Any] | None = None  # the user's own files (harness.files.FileSpec), suite "files"
     zero_stage: int = 0
+    grad_accum: int | None = None  # micro-batches per step (None: 1); --batch-size stays the global batch
+    gradient_checkpointing: bool | None = None  # recompute activations in backward (None: off)
     peft: dict[str, Any] | None = None  # LoRA adapters (harness.lora): {method, r, alpha, dropout, targets}
     precision: str = "fp32"
     threads: int | None = None  # torch intra-op threads; None: torch's default
@@ -94,6 +104,11 @@ class TrialConfig:
                 "must be positive and finite, e.g. 0.1",
             ),
             (self.zero_stage in (0, 1, 2, 3), "zero-stage", "must be 0, 1, 2 or 3"),
+            (
+                self.grad_accum is None or (self.grad_accum >= 1 and self.batch_size % self.grad_accum == 0),
+                "grad-accum",
+                f"must be >= 1 and divide --batch-size {self.batch_size}",
+            ),
             (self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}"),
             (self.threads is None or self.threads >= 1, "threads", "must be at least 1"),
             (self.save_model in ("none", "last", "best"), "save-model", "must be none, last or best"),

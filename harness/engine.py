@@ -88,8 +88,8 @@ def ds_config(cfg: TrialConfig, workers: int = 1) -> dict:
     optimizer in its unfused fp16 one, which checks every parameter's gradient for overflow each
     step, one device sync per tensor: on an H200, 32 of the 60 ms of a BERT-base optimizer step."""
     return {
-        "train_micro_batch_size_per_gpu": cfg.batch_size // workers,
-        "gradient_accumulation_steps": 1,
+        "train_micro_batch_size_per_gpu": cfg.batch_size // (workers * (cfg.grad_accum or 1)),
+        "gradient_accumulation_steps": cfg.grad_accum or 1,
         "gradient_clipping": cfg.grad_clip,
         "zero_optimization": {"stage": cfg.zero_stage},
         "torch_autocast": {"enabled": cfg.precision == "bf16", "dtype": "bfloat16"},
@@ -107,8 +107,11 @@ def build(model: torch.nn.Module, cfg: TrialConfig, lr: float, total_steps: int)
 
     init_process_group()
     workers = world()[1]
-    if cfg.batch_size % workers:
-        raise TrialFailed(f"--batch-size {cfg.batch_size} does not split over {workers} workers; use a multiple")
+    if cfg.batch_size % (workers * (cfg.grad_accum or 1)):
+        raise TrialFailed(
+            f"--batch-size {cfg.batch_size} does not split over {workers} workers x {cfg.grad_accum or 1} "
+            f"accumulation steps; use a multiple"
+        )
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
     params = [p for p in model.named_parameters() if p[1].requires_grad]
     groups = [

@@ -219,6 +219,8 @@ class Options:
     precision: str = opt("fp32")
     threads: int | None = opt(None, number(int))
     save_model: str = opt("none")
+    grad_accum: int | None = opt(None, number(int))
+    gradient_checkpointing: bool = opt(False, flag)
     peft: str | None = opt(None)
     peft_args: dict[str, Any] = opt(factory=dict, convert=pairs)
     output_dir: str = opt("runs")
@@ -308,13 +310,22 @@ class Options:
 
         out = {
             k: getattr(self, k)
-            for k in (*TRAINING, "zero_stage", "precision", "threads", "feature_cmi_temperature", "save_model")
+            for k in (
+                *TRAINING,
+                "zero_stage",
+                "precision",
+                "threads",
+                "feature_cmi_temperature",
+                "save_model",
+                "grad_accum",
+            )
         }
         out["data_dir"] = str(Path(self.data_dir).resolve()) if self.data_dir else None
         out["data_files"] = spec_from_options(
             self.train_file, self.validation_file, self.text_columns, self.label_column, self.suite
         )
         out["peft"] = resolve(self.peft, self.peft_args)
+        out["gradient_checkpointing"] = self.gradient_checkpointing or None  # None: off, and ids as before
         out["plugins"] = tuple(self.plugin)
         out["trackers"] = tuple(self.tracker)
         out["tracking_dir"] = str(Path(self.output_dir).resolve()) if self.tracker else None

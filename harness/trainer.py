@@ -135,21 +135,33 @@ def predict_logits(model, split: Columns, batch_size: int) -> np.ndarray:
     return _eval_pass(model, split, batch_size)[0]
 
 
-def train_step(engine, objective: Objective, batch: dict[str, torch.Tensor], tap: _FeatureTap | None):
-    """One optimizer step: forward, objective loss, backward, AdamW step, ``on_step_end``.
+def train_step(engine, objective: Objective, micro: list[dict[str, torch.Tensor]], tap: _FeatureTap | None):
+    """One optimizer step over a rank's share of the global batch, in ``micro``-batches (gradient
+    accumulation: DeepSpeed scales each backward by 1/N and steps at the last), then
+    ``on_step_end`` once with the whole share's outputs, as without accumulation.
 
-    Returns the loss and its parts as floats; a non-finite loss raises TrialFailed before
-    the weights are touched."""
-    out = _forward(engine, batch, tap)
-    lo = objective.loss(out)
-    loss = float(lo.loss.detach())
-    parts = {k: float(v.detach()) for k, v in lo.parts.items()}
-    if not math.isfinite(loss):
-        raise TrialFailed(f"non-finite loss {loss} (parts {parts})")
-    engine.backward(lo.loss)
-    engine.step()
-    features = None if out.features is None else out.features.detach()
-    objective.on_step_end(Outputs(out.logits.detach(), out.labels, out.idx, features))
+    Returns the loss and its parts as floats (size-weighted means over the micro-batches); a
+    non-finite loss raises TrialFailed before the weights are touched."""
+    losses, outs = [], []
+    for batch in micro:
+        out = _forward(engine, batch, tap)
+        lo = objective.loss(out)
+        loss = float(lo.loss.detach())
+        parts = {k: float(v.detach()) for k, v in lo.parts.items()}
+        if not math.isfinite(loss):
+            raise TrialFailed(f"non-finite loss {loss} (parts {parts})")
+        engine.backward(lo.loss)
+        engine.step()
+        losses.append((len(out.labels), loss, parts))
+        features = None if out.features is None else out.features.detach()
+        outs.append(Outputs(out.logits.detach(), out.labels, out.idx, features))
+    if len(outs) > 1:
+        n = sum(size for size, _, _ in losses)
+        loss = sum(size * value for size, value, _ in losses) / n
+        parts = {k: sum(size * p[k] for size, _, p in losses) / n for k in losses[0][2]}
+        cat = lambda xs: None if xs[0] is None else torch.cat(xs)  # noqa: E731
+        outs = [Outputs(*(cat([getattr(o, f) for o in outs]) for f in ("logits", "labels", "idx", "features")))]
+    objective.on_step_end(outs[0])
     return loss, parts
 
 
@@ -198,8 +210,11 @@ def fit(
     rng = np.random.default_rng(cfg.seed)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
+    if cfg.gradient_checkpointing:  # recompute activations in backward: memory for time
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     engine = ds_engine.build(model, cfg, lr, total)
     rank, workers = ds_engine.world()
+    accum = cfg.grad_accum or 1
     tap = _FeatureTap(engine.module) if "features" in objective.needs or cfg.feature_cmi_temperature else None
     shape = measured_space(objective, cfg.feature_cmi_temperature)
     result = FitResult()
@@ -229,12 +244,14 @@ def fit(
         for rows in train_batches(train.lengths, cfg.batch_size, rng):
             if len(rows) < workers:  # a last global batch too small to give every rank an example
                 continue
-            batch = train.collate(rows[rank::workers])
-            if teacher_logits is not None:
-                batch["teacher_logits"] = teacher_logits[batch["idx"]]
-            batch = {k: v.to(engine.device) for k, v in batch.items()}
+            micro = []
+            for part in np.array_split(rows[rank::workers], accum):  # each padded to its own longest
+                batch = train.collate(part)
+                if teacher_logits is not None:
+                    batch["teacher_logits"] = teacher_logits[batch["idx"]]
+                micro.append({k: v.to(engine.device) for k, v in batch.items()})
             try:
-                loss, parts = train_step(engine, objective, batch, tap)
+                loss, parts = train_step(engine, objective, micro, tap)
             except TrialFailed as exc:
                 raise TrialFailed(
                     f"{exc} at epoch {epoch + 1}, step {step + 1}; lower the learning rate or check the "

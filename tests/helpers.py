@@ -159,7 +159,7 @@ def wandb_runs(path: Path) -> dict[str, dict]:
 # order, so the multi-worker tests can compare loss curves with the one-worker run.
 NO_DROPOUT = """
 from harness import hookimpl
-from harness.models import ModelSpec
+from harness import ModelSpec
 from harness_plugins.models import tiny_tokenizer
 
 

@@ -48,6 +48,7 @@ ORDER = [
     "files",
     "models",
     "hub",
+    "provenance",
     "objective",
     "suite",
     "metrics",
