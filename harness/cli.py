@@ -280,6 +280,12 @@ def _trial_options(p: argparse.ArgumentParser) -> None:
         "space=features arm)",
     )
     p.add_argument(
+        "--model-dtype",
+        choices=("fp32", "bf16", "fp16"),
+        help="dtype the weights are cast to once loaded (default fp32; on a GPU, bf16 with --peft lora and "
+        "--precision bf16 is the usual LLM recipe; fp16 needs CUDA)",
+    )
+    p.add_argument(
         "--grad-accum",
         type=converter("grad_accum"),
         metavar="N",

@@ -34,7 +34,7 @@ def cmd_run(plugins, opts: Options, console: Console) -> int:
     if opts.executor == "ray":
         opts.ray()  # refuses a bad --address before a run directory exists
     earlier = [RunDir.earlier(d) for d in opts.reuse]
-    run = RunDir.create(Path(opts.output_dir), opts.suite)
+    run = RunDir.create(Path(opts.output_dir), plan.trials[0].suite)
     reused = {str(e): run.adopt(plan.trials, e) for e in earlier}
     run.write_plan(plan, options=opts.execution(), **({"reused": reused} if reused else {}))
     console.print(f"{len(plan.trials)} trial(s) -> {run}")

@@ -37,6 +37,7 @@ LATER_FIELDS = (
     "peft",
     "grad_accum",
     "gradient_checkpointing",
+    "model_dtype",
 )
 NOT_IDENTITY = ("teacher_store", "trackers", "tracking_dir", "save_model")  # where results go, not what they are
 
@@ -67,6 +68,7 @@ class TrialConfig:
     data_dir: str | None = None
     data_files: dict[str, Any] | None = None  # the user's own files (harness.files.FileSpec), suite "files"
     zero_stage: int = 0
+    model_dtype: str | None = None  # the dtype weights are cast to once loaded: bf16 or fp16 (None: fp32)
     grad_accum: int | None = None  # micro-batches per step (None: 1); --batch-size stays the global batch
     gradient_checkpointing: bool | None = None  # recompute activations in backward (None: off)
     peft: dict[str, Any] | None = None  # LoRA adapters (harness.lora): {method, r, alpha, dropout, targets}
@@ -110,6 +112,7 @@ class TrialConfig:
                 f"must be >= 1 and divide --batch-size {self.batch_size}",
             ),
             (self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}"),
+            (self.model_dtype in (None, *PRECISIONS), "model-dtype", f"must be one of {', '.join(PRECISIONS)}"),
             (self.threads is None or self.threads >= 1, "threads", "must be at least 1"),
             (self.save_model in ("none", "last", "best"), "save-model", "must be none, last or best"),
             (

@@ -3,10 +3,11 @@ Parquet, read with ``datasets``) or a Hugging Face Hub dataset (``--suite hf:DAT
 its ``train`` and ``validation`` splits), with ``--text-columns A[,B]`` and ``--label-column C``.
 
 A ``FileSpec`` (a plain dict in the trial config, so it travels to Ray workers) makes a one-task
-suite named ``files``: the task is named after the training file, its classes are the distinct
-values of the label column in the training file (sorted: numerically when every value is a
-whole number, else as text), a pair task when two text columns are given. Metrics: accuracy,
-and binary F1 of the second class when there are two. The fingerprint is the files' content, so
+suite named ``files``: the task is named after the training file (or its folder, for a file named
+train.csv), its classes are the distinct values of the label column in the training file
+(sorted: numerically when every value is a whole number, else as text), a pair task when two
+text columns are given. Metric: accuracy (F1 would need a "positive" class that string labels
+do not name), beside its chance level, the majority class. The fingerprint is the files' content, so
 an edited file is new data with new trial ids; every record names each file and its SHA-256.
 Bad input stops the run before it starts, naming file and row: a missing column, an empty label,
 a dev label the training file does not have, a text column that is empty on every row.
@@ -85,6 +86,7 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     """Every row of a CSV, TSV, JSON-lines or Parquet file, through ``datasets``."""
     import datasets
 
+    datasets.disable_progress_bars()
     path = Path(path)
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
@@ -96,6 +98,20 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise HarnessError(f"{path}: cannot read it as {path.suffix[1:]}: {first}") from None
     return ds.to_list()
+
+
+GENERIC = {"train", "training", "data", "dataset", "all"}
+
+
+def task_name(spec: FileSpec) -> str:
+    """The task's name: the Hub dataset's, or the training file's (its folder's, when the file is just
+    called train.csv or the like)."""
+    if spec.hub:
+        name = spec.hub.replace("/", "_").replace(":", "_")
+    else:
+        path = Path(spec.train)
+        name = path.parent.name if path.stem.lower() in GENERIC and path.parent.name else path.stem
+    return name.replace(".", "_") or "task"
 
 
 def _text_columns(spec: FileSpec, rows: list[dict], path: str) -> tuple[str, ...]:
@@ -176,10 +192,7 @@ class _Files:
             raise HarnessError(f"{self.where['train']}: no rows")
         self.text = _text_columns(spec, self.rows["train"], self.where["train"])
         self.labels = _labels(spec, self.rows["train"], self.where["train"])
-        name = (spec.hub.replace("/", "_").replace(":", "_") if spec.hub else Path(spec.train).stem) or "task"
-        name = name.replace(".", "_")
-        metrics = ("accuracy", "f1") if len(self.labels) == 2 else ("accuracy",)
-        self.task = Task(name, self.labels, len(self.text) == 2, metrics)
+        self.task = Task(task_name(spec), self.labels, len(self.text) == 2, ("accuracy",))
 
     def load(self, task: Task, data_dir: Path | None) -> TaskData:
         import datasets

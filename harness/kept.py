@@ -117,8 +117,11 @@ def card(meta: dict[str, Any], record: TrialRecord, labels: np.ndarray) -> str:
 def load(model_dir: str | Path) -> tuple[Any, Any, dict[str, Any]]:
     """(tokenizer, model in eval mode, harness.json) of a kept model; one clear error if it is not one."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     from harness.errors import HarnessError
+
+    hf_logging.disable_progress_bar()
 
     model_dir = Path(model_dir)
     if not (model_dir / META).is_file():

@@ -220,6 +220,7 @@ class Options:
     threads: int | None = opt(None, number(int))
     save_model: str = opt("none")
     grad_accum: int | None = opt(None, number(int))
+    model_dtype: str = opt("fp32")
     gradient_checkpointing: bool = opt(False, flag)
     peft: str | None = opt(None)
     peft_args: dict[str, Any] = opt(factory=dict, convert=pairs)
@@ -326,6 +327,7 @@ class Options:
         )
         out["peft"] = resolve(self.peft, self.peft_args)
         out["gradient_checkpointing"] = self.gradient_checkpointing or None  # None: off, and ids as before
+        out["model_dtype"] = None if self.model_dtype == "fp32" else self.model_dtype
         out["plugins"] = tuple(self.plugin)
         out["trackers"] = tuple(self.tracker)
         out["tracking_dir"] = str(Path(self.output_dir).resolve()) if self.tracker else None

@@ -89,6 +89,8 @@ def make_plan(
     """Trials in the order they must run: teacher stages first (each once, shared), then the rest."""
     if settings.get("precision") == "fp16" and not _cuda():  # trials run on this machine
         raise HarnessError("--precision fp16 needs a GPU; use fp32 or bf16 on CPU")
+    if settings.get("model_dtype") == "fp16" and not _cuda():
+        raise HarnessError("--model-dtype fp16 needs a GPU; use fp32 or bf16 on CPU")
     suite_obj = resolve_suite(plugins, suite, settings.get("data_files"))
     selected = suite_obj.select(tasks)
     if not objectives:

@@ -70,6 +70,8 @@ def run_trial(
         arm = objective_cls.label(objective.hp)
         if cfg.init_from:  # a later teacher stage: named after the stages it continues, e.g. ce→cmi_max
             arm = f"{teachers.load_weights(store, cfg.init_from, model)}→{arm}"
+        if cfg.model_dtype:  # after a teacher's weights, which are stored in fp32
+            model = model.to({"bf16": torch.bfloat16, "fp16": torch.float16}[cfg.model_dtype])
         model = lora.apply(model, cfg.peft)  # after a teacher's weights: adapters on the continued model
         record.trainable_parameters, record.total_parameters = lora.parameters(model)
         tokenized = tokenize(

@@ -70,3 +70,23 @@ def test_targets_that_match_no_module_are_refused_before_anything_trains(cli, tm
     code, _, err = cli("run", *args, "--output-dir", str(tmp_path))
     assert code == 2 and "targets=no_such_proj" in err and len(err.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())
+
+
+def test_a_bf16_base_with_fp32_adapters_trains_and_fp16_is_refused_on_cpu(cli, loaded, tmp_path):
+    """The usual LLM recipe: the frozen base in bf16, the LoRA adapters (PEFT's default) in fp32."""
+    from harness.models import resolve
+
+    args = ["--peft", "lora", "--objectives", "ce", "--seeds", "1", "--epochs", "1", "--max-train-samples", "64"]
+    args += ["--tasks", "sentiment", "--quiet", "--output-dir", str(tmp_path)]
+    code, _, err = cli("run", "--model-dtype", "bf16", *args)
+    assert code == 0, err
+    (record,) = [read_json(p) for p in tmp_path.glob("*/trials/*/record.json")]
+    assert record["status"] == "completed" and record["config"]["model_dtype"] == "bf16"
+    _, model = resolve("tiny", loaded.models).load(2)
+    from harness import lora
+
+    wrapped = lora.apply(model.to(__import__("torch").bfloat16), LORA)
+    dtypes = {n.split(".")[-2]: p.dtype for n, p in wrapped.named_parameters() if "lora_A" in n}
+    assert set(map(str, dtypes.values())) == {"torch.float32"}
+    code, _, err = cli("run", "--model-dtype", "fp16", *args)
+    assert code == 2 and "--model-dtype fp16 needs a GPU" in err
