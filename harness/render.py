@@ -7,7 +7,8 @@ import pandas as pd
 from rich.table import Table
 
 from harness import reference
-from harness.report import ALPHA, Report
+from harness.grouping import ALPHA
+from harness.report import Report
 from harness.significance import format_p
 
 CHANCE_NOTE = (

@@ -1,4 +1,6 @@
-"""The comparison report, computed from trial records (and their stored dev predictions) alone.
+"""The comparison report, computed from trial records (and their stored dev predictions) alone:
+``build`` reads the runs (harness.runs) and assembles the tables, the comparisons coming from
+harness.comparison, the CMI tables from harness.cmi_tables, the grouping from harness.grouping.
 
 Trials are grouped by *arm*: the objective with its non-default hyper-parameters (records
 before schema 2: the objective), so runs with different settings are never averaged together.
@@ -37,19 +39,13 @@ import numpy as np
 import pandas as pd
 
 from harness import chance, manipulation, reference, significance
-from harness.config import TRAINING
-from harness.errors import HarnessError
+from harness.cmi_tables import cmi_table, cmi_trials, ncmi_metric
+from harness.comparison import comparisons, deltas_table, significance_table, wins
+from harness.grouping import KEY, NO_WNLI, SETTING, arm, completed, key_of, row_label
 from harness.metrics import GLUE_METRICS
-from harness.record import SCHEMA, TrialRecord
-from harness.results import RECORD, read_json, read_predictions
-from harness.rundir import RunDir
-
-SHORT = {"accuracy": "acc", "f1": "F1", "mcc": "MCC"}
-SPLIT = {"validation": "", "validation_matched": "m", "validation_mismatched": "mm"}
-SETTING = ["suite", "model"]
-KEY = [*SETTING, "task", "objective", "seed"]
-NO_WNLI = "wnli"
-ALPHA = 0.05
+from harness.record import TrialRecord
+from harness.results import read_predictions
+from harness.runs import check_comparable, load_records
 
 
 @dataclass
@@ -105,23 +101,6 @@ class Report:
         return out
 
 
-def arm(r: TrialRecord) -> str:
-    return r.arm or r.config.objective  # records before schema 2: the objective
-
-
-def _row(task: str, split: str, metric: str) -> str:
-    return " ".join(x for x in (task, SPLIT.get(split, split), SHORT.get(metric, metric)) if x)
-
-
-def _key(r: TrialRecord) -> dict:
-    c = r.config
-    return {"suite": c.suite, "model": c.model, "task": c.task, "objective": arm(r), "seed": c.seed}
-
-
-def completed(records: list[TrialRecord]) -> list[TrialRecord]:
-    return [r for r in records if r.completed]
-
-
 def score_frame(records: list[TrialRecord]) -> pd.DataFrame:
     """One row per (completed trial, dev split, GLUE metric)."""
     rows = []
@@ -130,10 +109,10 @@ def score_frame(records: list[TrialRecord]) -> pd.DataFrame:
             for metric in (k for k in m if k in GLUE_METRICS):
                 rows.append(
                     {
-                        **_key(r),
+                        **key_of(r),
                         "split": split,
                         "metric": metric,
-                        "row": _row(r.config.task, split, metric),
+                        "row": row_label(r.config.task, split, metric),
                         "value": 100 * m[metric],
                         "headline": i == 0 and metric == r.primary_metric,
                     }
@@ -169,7 +148,7 @@ def chance_and_learned(records: list[TrialRecord], preds: dict[str, dict]) -> tu
     for r in completed(records):
         c, p = r.config, preds.get(r.trial_id)
         if p is None:
-            verdicts.append({**_key(r), "learned": None})
+            verdicts.append({**key_of(r), "learned": None})
             continue
         for split, m in r.final.items():
             if (c.suite, c.task, split) in checkers or split not in p:
@@ -185,7 +164,7 @@ def chance_and_learned(records: list[TrialRecord], preds: dict[str, dict]) -> tu
                         "task": c.task,
                         "split": split,
                         "metric": metric,
-                        "row": _row(c.task, split, metric),
+                        "row": row_label(c.task, split, metric),
                         "chance": 100 * score,
                         "constant": f"always {names[cls]}" if metric != "mcc" else "any constant",
                         "n_examples": len(labels),
@@ -194,7 +173,7 @@ def chance_and_learned(records: list[TrialRecord], preds: dict[str, dict]) -> tu
         split = r.headline_split
         check = checkers.get((c.suite, c.task, split))
         ok = check.learned(r.primary_metric, p[split]["probs"].argmax(1)) if check else None
-        verdicts.append({**_key(r), "learned": ok})
+        verdicts.append({**key_of(r), "learned": ok})
     cols = ["suite", "task", "split", "metric", "row", "chance", "constant", "n_examples"]
     per_trial = pd.DataFrame(verdicts, columns=[*KEY, "learned"])
     known = per_trial[per_trial["learned"].notna()]
@@ -208,187 +187,6 @@ def chance_and_learned(records: list[TrialRecord], preds: dict[str, dict]) -> tu
     return pd.DataFrame(levels, columns=cols), learned
 
 
-def comparisons(records: list[TrialRecord]) -> list[tuple[str, str, str, str]]:
-    """(suite, model, arm, baseline) for every declared baseline present in the same setting."""
-    present = {(r.config.suite, r.config.model, arm(r)) for r in records}
-    found = set()
-    for r in records:
-        c = r.config
-        # records written before `compare_to` existed judged every objective against ce
-        bases = r.compare_to if r.compare_to is not None else [] if c.objective == "ce" else ["ce"]
-        for base in bases:
-            if (c.suite, c.model, base) in present:
-                found.add((c.suite, c.model, arm(r), base))
-    return sorted(found)
-
-
-def deltas_table(results: pd.DataFrame, pairs) -> pd.DataFrame:
-    rows = []
-    task_rows = results[results["kind"] == "task"]
-    for suite, model, obj, base in pairs:
-        here = task_rows[(task_rows["suite"] == suite) & (task_rows["model"] == model)]
-        a = here[here["objective"] == obj].set_index("row")
-        b = here[here["objective"] == base].set_index("row")
-        for row in a.index.intersection(b.index):
-            rows.append(
-                {
-                    "suite": suite,
-                    "model": model,
-                    "objective": obj,
-                    "baseline": base,
-                    "row": row,
-                    "task": a.loc[row, "task"],
-                    "headline": bool(a.loc[row, "headline"]),
-                    "delta": a.loc[row, "mean"] - b.loc[row, "mean"],
-                    "n": int(a.loc[row, "n"]),
-                    "n_baseline": int(b.loc[row, "n"]),
-                }
-            )
-    return pd.DataFrame(
-        rows, columns=["suite", "model", "objective", "baseline", "row", "task", "headline", "delta", "n", "n_baseline"]
-    )
-
-
-def significance_table(
-    records: list[TrialRecord],
-    pairs,
-    preds: dict[str, dict],
-    learned: pd.DataFrame,
-    margin: float = significance.MARGIN,
-) -> pd.DataFrame:
-    """Per comparison and task: the seed-aware test (95% intervals unadjusted; p also Holm-adjusted
-    over the comparison's tasks), TOST within +-``margin``, the 80%-power detectable effect."""
-    ok = learned.set_index([*SETTING, "task", "objective"])["learned"].to_dict()
-    rows = []
-    for suite, model, obj, base in pairs:
-        by_task: dict[str, dict[str, list]] = {}
-        for r in completed(records):
-            c = r.config
-            if (c.suite, c.model) == (suite, model) and arm(r) in (obj, base) and r.trial_id in preds:
-                by_task.setdefault(c.task, {}).setdefault(arm(r), []).append(r)
-        family = []
-        for task, sides in sorted(by_task.items()):
-            if set(sides) != {obj, base}:
-                continue
-            first = sides[obj][0]
-            split, metric = first.headline_split, first.primary_metric
-            labels = preds[first.trial_id][split]["labels"]
-            side = {name: [preds[r.trial_id][split]["probs"].argmax(1) for r in recs] for name, recs in sides.items()}
-            seeds = {name: [r.config.seed for r in recs] for name, recs in sides.items()}
-            res = significance.compare(metric, labels, side[obj], side[base], seeds[obj], seeds[base], margin=margin)
-            both = ok.get((suite, model, task, obj)) and ok.get((suite, model, task, base))
-            fewest = min(len(seeds[obj]), len(seeds[base]))
-            note = (
-                "one seed a side: dev-example resampling only, blind to seed variance"
-                if res.design == "examples only"
-                else f"fewer than {significance.MIN_SEEDS} seeds a side: too few to estimate seed variance well"
-                if fewest < significance.MIN_SEEDS
-                else ""
-            )
-            family.append(
-                {
-                    "suite": suite,
-                    "model": model,
-                    "objective": obj,
-                    "baseline": base,
-                    "task": task,
-                    "row": _row(task, split, metric),
-                    "delta": 100 * res.delta,
-                    "ci_low": 100 * res.ci_low,
-                    "ci_high": 100 * res.ci_high,
-                    "p_value": res.p_value,
-                    "equivalence": significance.equivalence(res, fewest),
-                    "p_equivalence": res.p_equivalence,
-                    "mde": 100 * res.mde,
-                    "resolution": 100 * res.resolution,
-                    "floored": res.floored,
-                    "design": res.design,
-                    "seeds": f"{len(seeds[obj])} vs {len(seeds[base])}",
-                    "n_examples": len(labels),
-                    "both_learned": bool(both),
-                    "note": note if both else "; ".join(filter(None, ["not above chance: left out of k of n", note])),
-                }
-            )
-        for row, adjusted in zip(family, significance.holm([f["p_value"] for f in family]), strict=True):
-            row["p_holm"] = adjusted
-        rows += family
-    cols = [
-        *SETTING,
-        "objective",
-        "baseline",
-        "task",
-        "row",
-        "delta",
-        "ci_low",
-        "ci_high",
-        "p_value",
-        "p_holm",
-        "equivalence",
-        "p_equivalence",
-        "mde",
-        "resolution",
-        "floored",
-        "design",
-        "seeds",
-        "n_examples",
-        "both_learned",
-        "note",
-    ]
-    return pd.DataFrame(rows, columns=cols)
-
-
-def wins(deltas: pd.DataFrame, sig: pd.DataFrame, manip: pd.DataFrame) -> pd.DataFrame:
-    """Per comparison: on how many tasks the arm beats its baseline on the headline metric, on how
-    many of those significantly (Holm), counting only tasks where both arms learned and the arm's
-    manipulation check (harness.manipulation) did not fail; the tasks left out, each with why."""
-    columns = [*SETTING, "objective", "baseline", "better", "significant", "worse_significant", "tasks", "left_out"]
-    head = deltas[deltas["headline"].astype(bool)]
-    failed = {(r.suite, r.model, r.task, r.objective) for r in manip.itertuples() if not r.holds}
-    rows = []
-    for (suite, model, obj, base), d in head.groupby([*SETTING, "objective", "baseline"], sort=False):
-        s = sig[(sig["suite"] == suite) & (sig["model"] == model) & (sig["objective"] == obj)]
-        s = s[s["baseline"] == base].set_index("task")
-        why = {}
-        for t in d["task"]:
-            if t not in s.index:
-                why[t] = "no test"
-            elif not s.loc[t, "both_learned"]:
-                why[t] = "an arm not above chance"
-            elif (suite, model, t, obj) in failed:
-                why[t] = "CMI not moved"
-        counted = [t for t in d["task"] if t not in why]
-        d = d.set_index("task")
-        sig_here = [t for t in counted if s.loc[t, "p_holm"] < ALPHA]
-        rows.append(
-            {
-                "suite": suite,
-                "model": model,
-                "objective": obj,
-                "baseline": base,
-                "better": int(sum(d.loc[t, "delta"] > 0 for t in counted)),
-                "significant": int(sum(d.loc[t, "delta"] > 0 for t in sig_here)),
-                "worse_significant": int(sum(d.loc[t, "delta"] < 0 for t in sig_here)),
-                "tasks": len(counted),
-                "left_out": ", ".join(f"{t} ({w})" for t, w in why.items()),
-            }
-        )
-    out = pd.DataFrame(rows, columns=columns)
-    out["summary"] = [summary(r) for r in out.itertuples()]
-    return out
-
-
-def summary(r) -> str:
-    text = (
-        f"{r.objective} better than {r.baseline} on {r.better} of {r.tasks} tasks, "
-        f"significantly on {r.significant} (seed-aware test, Holm-adjusted p < {ALPHA})"
-    )
-    if r.worse_significant:
-        text += f"; significantly worse on {r.worse_significant}"
-    if r.left_out:
-        text += f"; left out: {r.left_out}"
-    return text
-
-
 def teachers_table(records: list[TrialRecord]) -> pd.DataFrame:
     """Per student setting, task and arm: its teachers' arm, headline dev metric and CMI (over seeds)."""
     by_id = {r.trial_id: r for r in completed(records)}
@@ -400,7 +198,7 @@ def teachers_table(records: list[TrialRecord]) -> pd.DataFrame:
         m = t.headline
         rows.append(
             {
-                **_key(r),
+                **key_of(r),
                 "teacher": arm(t),
                 "teacher_model": t.config.model,
                 "metric": t.primary_metric,
@@ -478,89 +276,8 @@ def data_table(records: list[TrialRecord], results: pd.DataFrame) -> pd.DataFram
     return pd.DataFrame(rows, columns=["suite", "task", "train", "dev", "task score"])
 
 
-SPACES = (("posterior", ""), ("features", "_features"))
-
-
-def cmi_trials(records: list[TrialRecord]) -> pd.DataFrame:
-    """Per completed trial and distribution space: headline dev metric (%), CMI, Gamma, NCMI (main dev split)."""
-    rows = []
-    for r in completed(records):
-        m = r.headline
-        for space, suffix in SPACES:
-            if f"cmi{suffix}" in m:
-                rows.append(
-                    {
-                        **_key(r),
-                        "space": space,
-                        "metric": 100 * r.score(),
-                        "cmi": m[f"cmi{suffix}"],
-                        "gamma": m[f"gamma{suffix}"],
-                        "ncmi": m[f"ncmi{suffix}"],
-                    }
-                )
-    return pd.DataFrame(rows, columns=[*KEY, "space", "metric", "cmi", "gamma", "ncmi"])
-
-
-def cmi_table(per_trial: pd.DataFrame) -> pd.DataFrame:
-    """Means over seeds of CMI, Gamma and NCMI per setting, task, arm and space."""
-    return (
-        per_trial.groupby([*SETTING, "task", "objective", "space"], sort=False)
-        .agg(cmi=("cmi", "mean"), gamma=("gamma", "mean"), ncmi=("ncmi", "mean"), n=("seed", "size"))
-        .reset_index()
-    )
-
-
-PERMUTATIONS = 2000
-
-
-def ncmi_metric(per_trial: pd.DataFrame) -> pd.DataFrame:
-    """Within-seed rank correlation between dev NCMI and the dev metric over a setting's trials on a
-    task: both ranked among the trials of the same seed (ties averaged) and centred per seed, then
-    Pearson's r over all trials of seeds with two or more (a Spearman's rho that compares only
-    trials sharing a seed, so seed-to-seed differences cannot make it). Its two-sided p permutes
-    the metric within seeds (``PERMUTATIONS``, seeded): trials of one seed are not independent of
-    each other, seeds are. NaN when fewer than 3 such trials or either is constant."""
-    rng = np.random.default_rng(significance.SEED)
-    rows = []
-    for (suite, model, task, space), g in per_trial.groupby([*SETTING, "task", "space"], sort=False):
-        g = g[g.groupby("seed")["seed"].transform("size") >= 2]
-        rho = p = np.nan
-        if len(g) >= 3 and g["metric"].nunique() > 1 and g["ncmi"].nunique() > 1:
-            x = _centred_ranks(g["ncmi"], g["seed"])
-            y = _centred_ranks(g["metric"], g["seed"])
-            if x.any() and y.any():
-                rho = float(x @ y / np.sqrt((x @ x) * (y @ y)))
-                blocks = [np.flatnonzero(g["seed"].to_numpy() == s) for s in g["seed"].unique()]
-                hits = 0
-                for _ in range(PERMUTATIONS):
-                    yp = y.copy()
-                    for b in blocks:
-                        yp[b] = y[rng.permutation(b)]
-                    hits += abs(x @ yp / np.sqrt((x @ x) * (yp @ yp))) >= abs(rho) - 1e-12
-                p = (1 + hits) / (1 + PERMUTATIONS)
-        rows.append(
-            {
-                "suite": suite,
-                "model": model,
-                "task": task,
-                "space": space,
-                "n": len(g),
-                "seeds": g["seed"].nunique(),
-                "rho": rho,
-                "p": p,
-            }
-        )
-    cols = [*SETTING, "task", "space", "n", "seeds", "rho", "p"]
-    return pd.DataFrame(rows, columns=cols).astype({"rho": float, "p": float})
-
-
-def _centred_ranks(values: pd.Series, seeds: pd.Series) -> np.ndarray:
-    ranks = values.groupby(seeds.to_numpy()).rank().to_numpy(dtype=float)
-    return ranks - pd.Series(ranks).groupby(seeds.to_numpy()).transform("mean").to_numpy()
-
-
 def trials_table(records: list[TrialRecord]) -> pd.DataFrame:
-    rows = [{**_key(r), "trial_id": r.trial_id, "status": str(r.status), "reason": r.error or ""} for r in records]
+    rows = [{**key_of(r), "trial_id": r.trial_id, "status": str(r.status), "reason": r.error or ""} for r in records]
     return pd.DataFrame(rows, columns=[*KEY, "trial_id", "status", "reason"])
 
 
@@ -571,85 +288,13 @@ def curves_table(records: list[TrialRecord]) -> pd.DataFrame:
         for e in r.epochs:
             rows.append(
                 {
-                    **_key(r),
+                    **key_of(r),
                     "epoch": e["epoch"],
                     "train_loss": e["train_loss"],
                     "dev_metric": 100 * e[split][r.primary_metric],
                 }
             )
     return pd.DataFrame(rows, columns=[*KEY, "epoch", "train_loss", "dev_metric"])
-
-
-def load_records(run_dirs: list[Path], supersede: bool = False) -> tuple[list[TrialRecord], dict[str, Path], list[str]]:
-    """Every trial record of the runs (a trial in two runs counts once), where each lives, and the
-    runs' notes; a record that cannot be read, or is of a newer schema, is refused by path. With
-    ``supersede``, a task's trials come from the last run that holds the task (a rerun of it at
-    another budget), and a note says which runs' trials of it were left out."""
-    records, where, origin, notes = [], {}, {}, []
-    for index, run_dir in enumerate(run_dirs):
-        notes += [n for n in RunDir(run_dir).notes() if n not in notes]
-        for path in sorted((run_dir / "trials").glob(f"*/{RECORD}")):
-            try:
-                raw = read_json(path)
-                newer = isinstance(raw, dict) and raw.get("schema", 1) > SCHEMA
-                r, why = (None, "") if newer else (TrialRecord.from_dict(raw), "")
-            except ValueError as exc:
-                raw, r, why = None, None, f"not valid JSON: {exc}"
-            except (KeyError, TypeError) as exc:
-                r, why = None, f"it lacks or garbles {exc}"
-            if why:
-                raise HarnessError(
-                    f"{path}: not a trial record ({why}); move it away, or rerun that trial with "
-                    f"`harness run --resume {run_dir}`"
-                )
-            if r is None:
-                raise HarnessError(
-                    f"{path}: record schema {raw['schema']} is newer than this harness reads ({SCHEMA}); "
-                    f"upgrade cmi-harness to report it"
-                )
-            if r.trial_id not in where:
-                records.append(r)
-                where[r.trial_id], origin[r.trial_id] = path.parent, index
-    if supersede:
-        records, superseded = _latest_per_task(records, origin, run_dirs)
-        notes += superseded
-    records.sort(key=lambda r: tuple(_key(r).values()))
-    return records, where, notes
-
-
-def _latest_per_task(
-    records: list[TrialRecord], origin: dict[str, int], run_dirs: list[Path]
-) -> tuple[list[TrialRecord], list[str]]:
-    """Each task's records from the last of ``run_dirs`` that holds it, and a note per task whose
-    trials in earlier runs were left out."""
-    runs_of: dict[tuple[str, str], set[int]] = {}
-    for r in records:
-        runs_of.setdefault((r.config.suite, r.config.task), set()).add(origin[r.trial_id])
-    notes = [
-        f"{task}: trials from {run_dirs[max(runs)]}, superseding those in "
-        f"{', '.join(str(run_dirs[i]) for i in sorted(runs - {max(runs)}))} (--supersede)"
-        for (_, task), runs in runs_of.items()
-        if len(runs) > 1
-    ]
-    kept = [r for r in records if origin[r.trial_id] == max(runs_of[r.config.suite, r.config.task])]
-    return kept, notes
-
-
-def check_comparable(records: list[TrialRecord]) -> None:
-    """The seeds of one arm must differ only in their seed: runs with other training settings or data
-    (merged by ``harness report A B``) are refused, naming two trials and what differs."""
-    keys = (*TRAINING, "data_fingerprint")
-    first: dict[tuple, TrialRecord] = {}
-    for r in completed(records):
-        group = tuple(_key(r).values())[:-1]
-        seen = first.setdefault(group, r)
-        differ = [k for k in keys if getattr(r.config, k) != getattr(seen.config, k)]
-        if differ:
-            raise HarnessError(
-                f"trials {seen.trial_id} and {r.trial_id} ({' '.join(map(str, group))}) differ in "
-                f"{', '.join(differ)}, not only in their seed: report those runs separately, or with "
-                "--supersede take each task from the last run given that holds it"
-            )
 
 
 def build(

@@ -24,7 +24,11 @@ ORDER = [
     "live",
     "render",  # the report
     "report",
+    "comparison",
+    "cmi_tables",
+    "runs",
     "manipulation",
+    "grouping",
     "plots",
     "reference",
     "rundir",  # the run directory

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.report import build, ncmi_metric
+from harness.cmi_tables import ncmi_metric
+from harness.report import build
 from harness.results import write_json, write_predictions
 from harness.trainer import Predictions
 
