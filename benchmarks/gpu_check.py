@@ -1,12 +1,13 @@
 """GPU readiness in one go, for a machine with one CUDA GPU and no network: the harness's DeepSpeed
 loop in bf16 on a BERT-base-shaped model (random weights: no Hub) must learn the smoke suite's
 sentiment task, and its training samples/s is printed against a Hugging Face ``Trainer`` on the
-same GPU, model, batch and examples (Trainer padded to 128 as ``run_glue.py`` does, bf16).
+same GPU, model, batch and examples (the Trainer with dynamic padding and length-grouped batches,
+bf16; and, labelled, padded to 128 as ``run_glue.py`` does).
 
     python benchmarks/gpu_check.py            # on the GPU machine (benchmarks/gpu_check.sh)
     python benchmarks/gpu_check.py --dry      # CPU, a tiny model, fp32: what the tests run
 
-The two sides alternate in rounds, each in a fresh process (benchmarks/peer.py), and the per-round
+The sides alternate in rounds, each in a fresh process (benchmarks/peer.py), and the per-round
 ratio is reported as median and range. The peer needs accelerate (``pip install -e '.[bench]'``).
 """
 

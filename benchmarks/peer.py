@@ -1,9 +1,12 @@
-"""The harness's training throughput against its named peer, a Hugging Face ``Trainer`` set up as
-``run_glue.py`` does (every sequence padded to 128), on the same model, task, batch, examples and
-threads. Each side is timed in a subprocess of its own (Trainer wraps its model in DDP once the
-harness's process group exists in a process), and the sides alternate in rounds, so a load that
-comes and goes on a shared machine shows as spread in the per-round ratio rather than as bias.
-Used by throughput_vs_trainer.py and gpu_check.py; the peer needs ``pip install -e '.[bench]'``.
+"""The harness's training throughput against its named peer, a Hugging Face ``Trainer`` configured as
+its users configure it for speed (``DataCollatorWithPadding``: each batch padded to its longest;
+``train_sampling_strategy="group_by_length"``: batches of similar lengths; bf16 on a GPU), on the
+same model, task, batch, examples and threads. A second, labelled column is the Trainer as
+``run_glue.py`` sets it up by default (every sequence padded to 128), which is not a fair peer.
+Each side is timed in a subprocess of its own (Trainer wraps its model in DDP once the harness's
+process group exists in a process), and the sides alternate in rounds, their order rotating, so a
+load that comes and goes on a shared machine shows as spread in the per-round ratio rather than
+as bias. Used by throughput_vs_trainer.py and gpu_check.py; the peer needs ``pip install -e '.[bench]'``.
 """
 
 from __future__ import annotations
@@ -24,9 +27,13 @@ def _rate(stamps: list[float], warmup: int, batch: int) -> float:
     return (len(stamps) - warmup) * batch / (stamps[-1] - stamps[warmup - 1])
 
 
+SIDES = ("trainer", "trainer-pad128", "harness")
+LABELS = {"trainer": "HF Trainer (dynamic padding, length-grouped)", "trainer-pad128": "run_glue.py defaults (pad 128)"}
+
+
 def time_side(side: str, spec: dict) -> float:
-    """Samples/s of one side (``trainer`` or ``harness``) for ``spec``: suite, task, model, data_dir,
-    steps, warmup, batch, lr, bf16, threads. Runs in this process."""
+    """Samples/s of one side (``trainer``, ``trainer-pad128`` or ``harness``) for ``spec``: suite, task,
+    model, data_dir, steps, warmup, batch, lr, bf16, threads. Runs in this process."""
     import torch
     from transformers import set_seed
 
@@ -42,12 +49,14 @@ def time_side(side: str, spec: dict) -> float:
     n, batch, stamps = spec["steps"] * spec["batch"], spec["batch"], []
     set_seed(1)
     tok, model = resolve(spec["model"], plugins.models).load(task.num_labels)
-    if side == "trainer":
-        from transformers import Trainer, TrainerCallback, TrainingArguments
+    if side.startswith("trainer"):
+        from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
 
         cols = ["text_a", "text_b"] if task.pair else ["text_a"]
+        fast = side == "trainer"
+        padding = {} if fast else {"padding": "max_length"}
         train = subsample(data.splits["train"], n).map(
-            lambda b: tok(*[b[c] for c in cols], padding="max_length", max_length=128, truncation=True),
+            lambda b: tok(*[b[c] for c in cols], max_length=128, truncation=True, **padding),
             batched=True,
             remove_columns=[*cols, "idx"],
         )
@@ -70,8 +79,10 @@ def time_side(side: str, spec: dict) -> float:
                 dataloader_num_workers=0,
                 seed=1,
                 disable_tqdm=True,
+                **({"train_sampling_strategy": "group_by_length"} if fast else {}),
             )
-            Trainer(model=model, args=args, train_dataset=train, callbacks=[Clock()]).train()
+            collator = DataCollatorWithPadding(tok) if fast else None
+            Trainer(model=model, args=args, train_dataset=train, data_collator=collator, callbacks=[Clock()]).train()
     else:
         from harness.batching import Columns
         from harness.config import TrialConfig
@@ -109,33 +120,39 @@ def _single_process_env() -> dict[str, str]:
 
 
 def rounds(spec: dict, count: int, label: str) -> list[float]:
-    """``count`` rounds of Trainer then harness, each in a fresh subprocess; prints each round and the
-    median and range of the ratio harness / Trainer; returns the ratios."""
-    ratios = []
+    """``count`` rounds of the three sides (the fast Trainer, run_glue.py's pad-128 Trainer, the
+    harness), each in a fresh subprocess, the order rotating from round to round; prints each round
+    and the median and range of harness / fast Trainer (the headline) and of harness / pad-128
+    Trainer (labelled); returns the headline ratios."""
+    ratios: dict[str, list[float]] = {"trainer": [], "trainer-pad128": []}
     for r in range(count):
         rates = {}
-        for side in ("trainer", "harness"):
+        for side in SIDES[r % 3 :] + SIDES[: r % 3]:
             cmd = [sys.executable, __file__, side, json.dumps(spec)]
             done = subprocess.run(cmd, capture_output=True, text=True, env=_single_process_env())
             if done.returncode != 0:
                 raise SystemExit(f"{side} side failed:\n{done.stderr[-3000:]}")
             rates[side] = json.loads(done.stdout.strip().splitlines()[-1])
-        ratios.append(rates["harness"] / rates["trainer"])
+        for peer in ratios:
+            ratios[peer].append(rates["harness"] / rates[peer])
         print(
-            f"{label} round {r + 1}: HF Trainer (pad 128) {rates['trainer']:.1f} samples/s | harness "
-            f"{rates['harness']:.1f} samples/s | ratio {ratios[-1]:.2f}x",
+            f"{label} round {r + 1}: {LABELS['trainer']} {rates['trainer']:.1f} samples/s | "
+            f"{LABELS['trainer-pad128']} {rates['trainer-pad128']:.1f} | harness {rates['harness']:.1f} | "
+            f"ratio {ratios['trainer'][-1]:.2f}x ({ratios['trainer-pad128'][-1]:.2f}x against pad 128)",
             flush=True,
         )
-    print(
-        f"{label} ratio harness / Trainer: median {statistics.median(ratios):.2f}x "
-        f"(range {min(ratios):.2f}-{max(ratios):.2f}, {count} rounds)"
-    )
-    return ratios
+    for peer, values in ratios.items():
+        name = "Trainer" if peer == "trainer" else "run_glue.py defaults"
+        print(
+            f"{label} ratio harness / {name}: median {statistics.median(values):.2f}x "
+            f"(range {min(values):.2f}-{max(values):.2f}, {count} rounds)"
+        )
+    return ratios["trainer"]
 
 
 if __name__ == "__main__":  # one timed side: python peer.py SIDE SPEC_JSON (what ``rounds`` runs)
     p = argparse.ArgumentParser()
-    p.add_argument("side", choices=("trainer", "harness"))
+    p.add_argument("side", choices=SIDES)
     p.add_argument("spec")
     a = p.parse_args()
     print(json.dumps(time_side(a.side, json.loads(a.spec))))

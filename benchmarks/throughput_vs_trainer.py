@@ -1,5 +1,7 @@
 """Training throughput of `harness` (ce, DeepSpeed, per-batch padding, length grouping) against a
-Hugging Face `Trainer` set up as `run_glue.py` does by default (every sequence padded to 128).
+Hugging Face `Trainer` configured for speed (dynamic padding, length-grouped batches), with the
+Trainer as `run_glue.py` sets it up by default (every sequence padded to 128) as a labelled
+second column.
 
 Same model (minilm-l6), batch size, torch threads and training examples; the two sides alternate
 in rounds, each in a fresh process (benchmarks/peer.py), and the per-round ratio is reported as
