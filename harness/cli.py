@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness import options
+from harness.arguments import ray_options, trial_options
 from harness.errors import HarnessError
 from harness.options import converter
 
@@ -24,6 +25,8 @@ EPILOG = """examples:
   harness run --resume runs/RUN_DIR        # finish an interrupted run
   harness tune --resume runs/RUN_DIR       # continue an interrupted search
   harness report runs/RUN_DIR              # rebuild a run's comparison report
+  harness run --train-file train.csv --validation-file dev.csv --text-columns text --save-model last
+  harness predict runs/RUN/trials/ID/model --file new.csv --output predictions.csv
   harness list                             # objectives, models, suites, reporters, with their packages
   harness list --details cmi_min           # one entry's hyper-parameters or tasks
 """
@@ -58,7 +61,7 @@ def build_parser() -> Parser:
         description="Runs every (task, objective, seed) trial, teachers first, and writes the comparison "
         "report. Without arguments: the generated smoke suite with the tiny model, offline.",
     )
-    _trial_options(r)
+    trial_options(r)
     r.add_argument("--seeds", type=converter("seeds"), help="comma-separated integer seeds (default: 1,2,3)")
     r.add_argument("--retrain-teachers", action="store_true", help="train teachers again even if stored")
     r.add_argument(
@@ -75,7 +78,7 @@ def build_parser() -> Parser:
         help="ray: each trial a Ray Tune trial running a Ray Train TorchTrainer of DeepSpeed workers "
         "(default; $HARNESS_EXECUTOR changes it); local: the same trials in this process, for debugging",
     )
-    _ray_options(r)
+    ray_options(r)
     r.add_argument(
         "--reuse",
         action="append",
@@ -103,7 +106,7 @@ def build_parser() -> Parser:
         "OBJECTIVE.HPARAM. KIND:ARGS: uniform:LO:HI, loguniform:LO:HI, randint:LO:HI (inclusive), "
         "choice:A,B,... (sampled), grid:A,B,... (each value).",
     )
-    _trial_options(t)
+    trial_options(t)
     t.add_argument(
         "--search",
         action="append",
@@ -130,7 +133,7 @@ def build_parser() -> Parser:
         help="rerun the best config on these fresh seeds and report that as the result, since the search's "
         "own score chose it on the same dev set (default: the three seeds after --seed; none: skip)",
     )
-    _ray_options(t)
+    ray_options(t)
     t.add_argument(
         "--resume",
         metavar="RUN_DIR",
@@ -207,142 +210,6 @@ def build_parser() -> Parser:
     ):
         parser.set_defaults(func=(module, func))  # imported when called: a refused command loads no torch
     return p
-
-
-def _trial_options(p: argparse.ArgumentParser) -> None:
-    """What a trial is: the options `run` and `tune` share."""
-    p.add_argument(
-        "--config",
-        metavar="FILE",
-        help="YAML file of these options (e.g. objective_args: {cmi_min: "
-        "{lambda: 0.1}}); options given on the command line override it",
-    )
-    p.add_argument("--suite", help="suite to run (default: smoke; see `harness list`)")
-    p.add_argument("--tasks", type=converter("tasks"), help="comma-separated tasks of the suite (default: all)")
-    p.add_argument("--objectives", type=converter("objectives"), help="comma-separated (default: ce,cmi_min; tune: ce)")
-    p.add_argument(
-        "--objective-args",
-        metavar="OBJ.KEY=V,...",
-        type=converter("objective_args"),
-        help="objective hyper-parameters, e.g. ce.label_smoothing=0.1 (see `harness list --details OBJ`)",
-    )
-    p.add_argument("--model", help="registered name, local directory, or hf:HUB_ID (default: tiny)")
-    p.add_argument(
-        "--task-args",
-        metavar="TASK.KEY=V,...",
-        type=converter("task_args"),
-        help="per-task settings over the global ones, e.g. rte.epochs=10,rte.lr=5e-5,rte.seeds=1+2+3+4+5 (keys: "
-        "epochs, lr, batch_size, max_seq_length, warmup_ratio, weight_decay, max_train_samples, max_dev_samples, "
-        "dev_from_train, seeds)",
-    )
-    p.add_argument("--teacher-model", help="teacher of kd / cmi_max_kd (e.g. minilm-l6, with --model minilm-l6:half)")
-    p.add_argument(
-        "--teacher-dir", help="shared store of teacher trials, reused across runs (default: OUTPUT_DIR/teachers)"
-    )
-    p.add_argument(
-        "--data-dir", help="local GLUE copy in the classic layout (default: $HARNESS_GLUE_DIR, else the Hub)"
-    )
-    p.add_argument("--train-file", metavar="FILE", help="your own training data (.csv, .tsv, .json(l), .parquet)")
-    p.add_argument("--validation-file", metavar="FILE", help="your own dev data, scored like a GLUE dev set")
-    p.add_argument(
-        "--text-columns",
-        type=converter("text_columns"),
-        metavar="A[,B]",
-        help="text column(s) of your files (default: sentence1,sentence2, sentence or text, as run_glue.py)",
-    )
-    p.add_argument("--label-column", metavar="C", help="label column of your files (default: label)")
-    p.add_argument("--epochs", type=converter("epochs"), help="default: 3")
-    p.add_argument("--lr", type=converter("lr"), help="peak learning rate (default: the model's, 2e-5 for pretrained)")
-    p.add_argument("--batch-size", type=converter("batch_size"), help="global batch (default: 32)")
-    p.add_argument("--max-seq-length", type=converter("max_seq_length"), help="truncation length (default: 128)")
-    p.add_argument("--warmup-ratio", type=converter("warmup_ratio"), help="default: 0.1")
-    p.add_argument("--weight-decay", type=converter("weight_decay"), help="default: 0.01")
-    p.add_argument(
-        "--max-train-samples", type=converter("max_train_samples"), help="deterministic subsample of each train split"
-    )
-    p.add_argument(
-        "--max-dev-samples",
-        type=converter("max_dev_samples"),
-        help="deterministic subsample of each dev split (said in the report)",
-    )
-    p.add_argument(
-        "--dev-from-train",
-        type=converter("dev_from_train"),
-        metavar="N",
-        help="hold out N training rows (fixed, the same for every trial) as the dev set, in place of the task's dev "
-        "splits; said in the report",
-    )
-    p.add_argument(
-        "--feature-cmi-temperature",
-        type=converter("feature_cmi_temperature"),
-        metavar="T",
-        help="also measure dev CMI of softmax(pooled features / T) on every trial (the control of a "
-        "space=features arm)",
-    )
-    p.add_argument(
-        "--model-dtype",
-        choices=("fp32", "bf16", "fp16"),
-        help="dtype the weights are cast to once loaded (default fp32; on a GPU, bf16 with --peft lora and "
-        "--precision bf16 is the usual LLM recipe; fp16 needs CUDA)",
-    )
-    p.add_argument(
-        "--grad-accum",
-        type=converter("grad_accum"),
-        metavar="N",
-        help="accumulate N micro-batches per step; --batch-size stays the global batch (default: 1)",
-    )
-    p.add_argument(
-        "--gradient-checkpointing", action="store_true", help="recompute activations in backward (less memory)"
-    )
-    p.add_argument("--peft", choices=("lora",), help="train LoRA adapters and the head, the base frozen (PEFT)")
-    p.add_argument(
-        "--peft-args",
-        type=converter("peft_args"),
-        metavar="K=V,...",
-        help="LoRA settings: r (8), alpha (16), dropout (0.05), targets (all-linear, or names joined by +)",
-    )
-    p.add_argument(
-        "--save-model",
-        choices=("none", "last", "best"),
-        help="keep each trial's model in TRIAL_DIR/model (Hugging Face format, with a model card): last epoch, or "
-        "best by dev metric (its dev figure is then optimistic); default none: a comparison's product is its table",
-    )
-    p.add_argument("--zero-stage", type=converter("zero_stage"), help="DeepSpeed ZeRO stage (default: 0)")
-    p.add_argument("--precision", help="fp32, bf16, or fp16 (GPU only) (default: fp32)")
-    p.add_argument("--threads", type=converter("threads"), help="torch threads per worker (default: torch's; Ray: 1)")
-    p.add_argument("--output-dir", help="each run gets a new directory under it (default: runs)")
-    p.add_argument("--quiet", action="store_true", help="no live progress or per-trial lines")
-    p.add_argument(
-        "--tracker",
-        type=converter("tracker"),
-        help="log each trial to experiment trackers: tensorboard, mlflow, wandb (comma-separated; see `harness list`)",
-    )
-    p.add_argument("--retries", type=converter("retries"), help="run a failed trial again up to N times (default 0)")
-
-
-def _ray_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--address", help="ray: a Ray cluster (auto, host:port, ray://host:port); default: a local Ray")
-    p.add_argument(
-        "--storage",
-        metavar="URI",
-        help="ray: the run's storage when nodes share no filesystem, a URI (s3://bucket/runs, gs://..., or a "
-        "path): trials work on their node's disk and keep their files and Ray's state there (RUN/trials, "
-        "RUN/ray, teachers/), the driver fetches records into --output-dir (default: none, --output-dir is shared)",
-    )
-    p.add_argument("--workers-per-trial", type=converter("workers_per_trial"), help="ray: DeepSpeed workers per trial")
-    p.add_argument(
-        "--gpus-per-worker",
-        type=converter("gpus_per_worker"),
-        help="ray: GPUs per worker (default: 1 on a local Ray of a machine with CUDA GPUs, else 0)",
-    )
-    p.add_argument(
-        "--max-concurrent-trials",
-        type=converter("max_concurrent_trials"),
-        help="ray: trials running at once (default: as fit)",
-    )
-    p.add_argument(
-        "--dashboard", action="store_true", help="ray: start a local Ray's dashboard on 127.0.0.1 (needs ray[default])"
-    )
 
 
 def parse(argv: list[str]):

@@ -14,6 +14,7 @@ PACKAGE = Path(harness.__file__).parent
 ORDER = [
     "__main__",
     "cli",  # the parser
+    "arguments",
     "search",  # commands
     "commands",
     "predict",
