@@ -170,3 +170,11 @@ def test_equivalence_by_hand():
     assert significance.equivalence(r, 5) == ("within ±1 points" if want < 0.05 else "not shown within ±1")
     assert significance.equivalence(r, 2) == "too few seeds to tell"
     assert r.mde == pytest.approx((stats.t.ppf(0.975, r.df) + stats.t.ppf(0.8, r.df)) * r.se)
+
+
+def test_calibration_in_the_study_regime_runs_and_the_floors_hold_the_level():
+    """A small version of reports/significance_calibration.md's rows: paired seeds, arms differing on 1%."""
+    from benchmarks.significance_calibration import study_row
+
+    r = study_row("accuracy", 3, 0.01, sims=40, resamples=200, seed=5)
+    assert r["fp_new"] <= 0.1 and r["cover_new"] >= 0.9
