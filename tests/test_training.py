@@ -290,3 +290,25 @@ def test_the_harness_closes_the_process_group_it_opened_before_exit():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "open: True" in done.stdout and "open at exit: False" in done.stdout, done.stdout
+
+
+def test_a_finished_trial_leaves_no_engine_or_model_behind(loaded, tmp_path):
+    """The engine and its model form a reference cycle; a process that runs trial after trial (a reused
+    Ray actor, the local executor) grew by a model and its optimizer per trial until run_trial collected."""
+    import gc
+
+    import deepspeed
+    import transformers
+
+    from harness.planner import make_plan
+    from harness.trial import run_trial
+    from tests.helpers import SMALL_DATA
+
+    plan = make_plan(loaded, "smoke", ["sentiment"], ["ce"], "tiny", [1, 2], check_model=False, epochs=1, **SMALL_DATA)
+    gc.collect()
+    for i, cfg in enumerate(plan.trials):
+        assert run_trial(cfg, tmp_path / str(i), plugins=loaded).completed
+        alive = [
+            o for o in gc.get_objects() if isinstance(o, (deepspeed.DeepSpeedEngine, transformers.PreTrainedModel))
+        ]
+        assert alive == []
