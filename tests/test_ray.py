@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 import yaml
 from rich.console import Console
 
+from harness.config import Plan
 from harness.planner import make_plan
 from harness.ray_executor import RayOptions, run_ray
 from harness.results import read_json
@@ -131,6 +133,11 @@ def test_two_ray_workers_follow_the_one_worker_loss_curve(loaded, tmp_path, monk
     assert two["status"] == "completed", two.get("error")
     assert [e["train_loss"] for e in two["epochs"]] == pytest.approx([e["train_loss"] for e in one["epochs"]], rel=1e-3)
     assert (tmp_path / "two" / "trials" / two["trial_id"] / "worker-1.log").exists()
+    # 2 workers x 2 micro-batches x 8 examples: the update of one worker's batch of 32 (--grad-accum)
+    accum = [replace(plan.trials[0], grad_accum=2)]
+    (acc,) = _dicts(run_ray(Plan(accum), RunDir(tmp_path / "accum"), QUIET, RayOptions(workers=2, quiet=True)))
+    assert acc["status"] == "completed", acc.get("error")
+    assert [e["train_loss"] for e in acc["epochs"]] == pytest.approx([e["train_loss"] for e in one["epochs"]], rel=1e-3)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -330,6 +337,7 @@ def test_a_sigkilled_search_resumes_with_tunes_restore_without_retraining(cli, t
 
 GATE = """
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import ray
