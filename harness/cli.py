@@ -1,5 +1,5 @@
 """The ``harness`` command line: the parser, and ``main``, which merges a command's options
-(harness.options), loads the plugins and calls the command (harness.commands, harness.search)."""
+(harness.options), loads the plugins and calls the command (harness.commands, harness.tune)."""
 
 from __future__ import annotations
 
@@ -201,7 +201,7 @@ def build_parser() -> Parser:
     env = sub.add_parser("env", help="show versions, devices and the data cache")
     for parser, module, func in (
         (r, "harness.commands", "cmd_run"),
-        (t, "harness.search", "cmd_tune"),
+        (t, "harness.tune", "cmd_tune"),
         (rp, "harness.commands", "cmd_report"),
         (pr, "harness.commands", "cmd_predict"),
         (ev, "harness.commands", "cmd_eval"),

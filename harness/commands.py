@@ -1,4 +1,4 @@
-"""The commands ``run``, ``report``, ``list`` and ``env`` (``tune``: harness.search).
+"""The commands ``run``, ``report``, ``list`` and ``env`` (``tune``: harness.tune).
 
 Each is ``cmd_NAME(plugins, options, console) -> exit status``: ``plugins`` the loaded plugin
 manager (harness.plugins), ``options`` the merged Options (run) or the parsed arguments.

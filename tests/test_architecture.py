@@ -15,7 +15,8 @@ ORDER = [
     "__main__",
     "cli",  # the parser
     "arguments",
-    "search",  # commands
+    "tune",  # commands
+    "search",
     "commands",
     "predict",
     "options",  # defaults < YAML < command line, checked once

@@ -7,7 +7,7 @@ import yaml
 
 from harness import search
 from harness.planner import make_plan
-from harness.search import best_config
+from harness.tune import best_config
 from tests.helpers import SMALL_DATA_FLAGS
 
 
