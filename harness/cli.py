@@ -176,6 +176,11 @@ def build_parser() -> Parser:
     pr.add_argument("--output", required=True, help="where to write (.csv, .tsv, .jsonl, .parquet)")
     pr.add_argument("--text-columns", type=converter("text_columns"), metavar="A[,B]", help="default: the model's")
     pr.add_argument("--batch-size", type=int, default=64)
+    pr.add_argument(
+        "--glue",
+        action="store_true",
+        help="FILE is a GLUE test.tsv: write GLUE's submission format (index, prediction)",
+    )
     ev = sub.add_parser(
         "eval",
         help="score a kept model on a dev set: metrics and CMI, as a record `harness report` reads",

@@ -90,9 +90,12 @@ def write_report(
 
 
 def cmd_predict(plugins, args, console: Console) -> int:
-    from harness.predict import predict
+    from harness.predict import glue_submission, predict
 
-    n = predict(args.model_dir, args.file, args.output, args.text_columns, args.batch_size)
+    if args.glue:
+        n = glue_submission(args.model_dir, args.file, args.output, args.batch_size)
+    else:
+        n = predict(args.model_dir, args.file, args.output, args.text_columns, args.batch_size)
     console.print(f"{n} rows -> {args.output}", soft_wrap=True)
     return 0
 

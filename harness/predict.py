@@ -3,6 +3,9 @@
 * ``predict MODEL_DIR --file F --output P``: one output row per input row, in input order: the
   input's ``idx``, ``index``, ``id`` or ``uid`` column when it has one, the predicted label and the probability of
   every class (``prob_<label>``). CSV, TSV, JSON lines or Parquet by the output's extension.
+* ``predict MODEL_DIR --file TEST.tsv --output TASK.tsv --glue``: a GLUE test file in, the GLUE
+  benchmark's submission file out (``index<TAB>prediction``; 0/1 for CoLA, SST-2, MRPC, QQP and
+  WNLI, label names for MNLI, QNLI and RTE), for a model kept from a ``glue`` trial.
 * ``eval MODEL_DIR`` with ``run``'s data options (``--validation-file`` with the column options,
   or ``--suite/--tasks/--data-dir``): the task's metrics and dev CMI, Γ, NCMI through the very
   evaluation a trial runs (harness.trainer.evaluate), written as a record and dev predictions
@@ -22,6 +25,18 @@ from harness.errors import HarnessError
 from harness.files import DEFAULT_TEXT, read_rows
 
 OUTPUTS = (".csv", ".tsv", ".jsonl", ".parquet")
+# GLUE's test files: their text columns, and whether a submission names labels or gives their index
+GLUE_TEST_COLUMNS = {
+    "cola": ("sentence",),
+    "sst2": ("sentence",),
+    "mrpc": ("#1 String", "#2 String"),
+    "qqp": ("question1", "question2"),
+    "mnli": ("sentence1", "sentence2"),
+    "qnli": ("question", "sentence"),
+    "rte": ("sentence1", "sentence2"),
+    "wnli": ("sentence1", "sentence2"),
+}
+GLUE_BY_NAME = ("mnli", "qnli", "rte")
 
 
 def _columns(given, meta: dict, rows: list[dict], path: str) -> tuple[str, ...]:
@@ -51,6 +66,33 @@ def probabilities(tok, model, texts: list[list[str]], max_len: int, batch_size: 
             batch = tok.pad([{k: enc[k][i] for k in enc} for i in rows], return_tensors="pt")
             out[rows] = model(**batch).logits.float().softmax(-1).numpy()
     return out
+
+
+def glue_submission(model_dir: str, file: str, output: str, batch_size: int = 64) -> int:
+    """A GLUE test file (tab-separated, quotes not special, as GLUE ships them) to a submission file."""
+    import csv
+
+    import pandas as pd
+
+    tok, model, meta = kept.load(model_dir)
+    task = meta["task"]
+    if meta["suite"] != "glue" or task not in GLUE_TEST_COLUMNS:
+        raise HarnessError(f"--glue: {model_dir} was trained on {meta['suite']}/{task}, not a GLUE task")
+    try:
+        rows = pd.read_csv(file, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"{file}: cannot read it as a GLUE test file: {str(exc).splitlines()[0]}") from None
+    cols = GLUE_TEST_COLUMNS[task]
+    key = next((k for k in ("index", "id") if k in rows.columns), None)
+    missing = [c for c in (*cols, key or "index") if c not in rows.columns]
+    if missing:
+        raise HarnessError(f"{file}: no column {', '.join(missing)}; a GLUE {task} test file has {', '.join(cols)}")
+    probs = probabilities(tok, model, [list(rows[c]) for c in cols], meta["max_seq_length"], batch_size)
+    names = meta["label_names"]
+    out = [names[i] if task in GLUE_BY_NAME else str(i) for i in probs.argmax(1)]
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"index": rows[key], "prediction": out}).to_csv(output, sep="\t", index=False)
+    return len(out)
 
 
 def predict(model_dir: str, file: str, output: str, text_columns=None, batch_size: int = 64) -> int:

@@ -161,3 +161,29 @@ def test_a_hub_dataset_becomes_a_task_through_the_real_loading_path(cli, tmp_pat
     (record,) = [read_json(p) for p in tmp_path.glob("*/trials/*/record.json")]
     assert record["config"]["task"] == "someone_reviews_plain" and record["label_names"] == ["bad", "good"]
     assert record["data"]["sources"]["validation"]["path"] == "hf:someone/reviews:plain[validation]"
+
+
+@pytest.mark.parametrize("task,folder,header,row,values", [
+    ("rte", "RTE", "index\tsentence1\tsentence2", '7\tHe said "no.\tHe refused.', {"entailment", "not_entailment"}),
+    ("sst2", "SST-2", "index\tsentence", '3\ta "charming journey', {"0", "1"}),
+])  # fmt: skip
+def test_a_glue_test_file_becomes_a_submission_file(cli, tmp_path, task, folder, header, row, values):
+    """GLUE's test.tsv (tabs, quotes not special) in; `index<TAB>prediction` out, label names where GLUE
+    wants them (MNLI, QNLI, RTE) and 0/1 elsewhere."""
+    from tests.helpers import write_glue
+
+    data = write_glue(tmp_path / "glue")
+    args = ["--suite", "glue", "--tasks", task, "--data-dir", str(data), "--objectives", "ce", "--seeds", "1"]
+    code, _, err = cli(
+        "run", *args, "--epochs", "1", "--save-model", "last", "--quiet", "--output-dir", str(tmp_path / "r")
+    )
+    assert code == 0, err
+    (model,) = tmp_path.glob("r/*/trials/*/model")
+    (tmp_path / "test.tsv").write_text(f"{header}\n{row}\n0\t{row.split(chr(9), 1)[1]}\n")
+    code, out, err = cli("predict", str(model), "--file", str(tmp_path / "test.tsv"), "--output",
+                         str(tmp_path / f"{folder}.tsv"), "--glue")  # fmt: skip
+    assert code == 0, err
+    lines = (tmp_path / f"{folder}.tsv").read_text().splitlines()
+    assert lines[0] == "index\tprediction"
+    assert [x.split("\t")[0] for x in lines[1:]] == [row.split("\t")[0], "0"]
+    assert {x.split("\t")[1] for x in lines[1:]} <= values
