@@ -59,9 +59,10 @@ def _execute(plan, run: RunDir, plugins, opts: Options, console: Console) -> int
     write_report(plugins, [run.path], run.path / "report", None, console)
     console.print(f"records: {run}/trials/*/record.json; log: {run.log_file}", soft_wrap=True)
     kept = [r for r in records if r.kept_model]
-    if kept:
+    if kept:  # with --storage they stay in storage: the driver fetches records, not weights
+        where = f"{opts.storage.rstrip('/')}/{run.path.name}" if opts.storage else str(run)
         console.print(
-            f"models ({len(kept)}; `harness predict MODEL_DIR --file F`): {run}/trials/*/model/", soft_wrap=True
+            f"models ({len(kept)}; `harness predict MODEL_DIR --file F`): {where}/trials/*/model/", soft_wrap=True
         )
     return 0 if all(r.completed for r in records) else 1
 
