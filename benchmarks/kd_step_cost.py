@@ -52,7 +52,7 @@ def main() -> None:
         engine = build(copy.deepcopy(student), cfg, 2e-5, a.rounds + a.warmup)
         engine.train()
         obj = plugins.objectives.get(objective)(task.num_labels)
-        steps[name] = lambda batch, e=engine, o=obj, s=source: train_step(e, o, s(batch), None)
+        steps[name] = lambda batch, e=engine, o=obj, s=source: train_step(e, o, [s(batch)], None)
     print(
         f"student minilm-l6:half, teacher minilm-l6, {task.name}, batch {a.batch_size}, {a.rounds} rounds, "
         f"{a.threads} threads"

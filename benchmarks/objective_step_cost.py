@@ -36,7 +36,7 @@ def main() -> None:
         engine = build(copy.deepcopy(model), cfg, 2e-5, a.rounds + a.warmup)
         engine.train()
         tap = _FeatureTap(engine.module) if "features" in objective.needs else None
-        steps[name] = lambda batch, e=engine, o=objective, t=tap: train_step(e, o, batch, t)
+        steps[name] = lambda batch, e=engine, o=objective, t=tap: train_step(e, o, [batch], t)
     print(f"minilm-l6, {task.name}, batch {a.batch_size}, {a.rounds} interleaved rounds, {a.threads} threads")
     print_ratios(interleaved(train, a.batch_size, a.warmup, steps), "ce")
 
