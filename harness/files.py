@@ -114,15 +114,17 @@ def task_name(spec: FileSpec) -> str:
     return name.replace(".", "_") or "task"
 
 
-def _text_columns(spec: FileSpec, rows: list[dict], path: str) -> tuple[str, ...]:
+def pick_text_columns(given: tuple[str, ...], rows: list[dict], path: str) -> tuple[str, ...]:
+    """``given`` when the rows have those columns (else one clear error); without ``given``, the first
+    of DEFAULT_TEXT the rows have."""
     have = set(rows[0]) if rows else set()
-    if spec.text_columns:
-        missing = [c for c in spec.text_columns if c not in have]
+    if given:
+        missing = [c for c in given if c not in have]
         if missing:
             raise HarnessError(
                 f"{path}: no column {', '.join(map(repr, missing))}; its columns: {', '.join(sorted(have))}"
             )
-        return spec.text_columns
+        return given
     for guess in DEFAULT_TEXT:
         if set(guess) <= have:
             return guess
@@ -190,7 +192,7 @@ class _Files:
             self.where = {"train": spec.train, "validation": spec.validation}
         if not self.rows["train"]:
             raise HarnessError(f"{self.where['train']}: no rows")
-        self.text = _text_columns(spec, self.rows["train"], self.where["train"])
+        self.text = pick_text_columns(spec.text_columns, self.rows["train"], self.where["train"])
         self.labels = _labels(spec, self.rows["train"], self.where["train"])
         self.task = Task(task_name(spec), self.labels, len(self.text) == 2, ("accuracy",))
 
@@ -200,7 +202,7 @@ class _Files:
         splits, sources, stamps = {}, {}, []
         for split in ("train", "validation"):
             rows, path = self.rows[split], self.where[split]
-            _text_columns(self.spec, rows, path)
+            pick_text_columns(self.spec.text_columns, rows, path)
             ids = {name: i for i, name in enumerate(self.labels)}
             cols: dict[str, list] = {"idx": list(range(len(rows))), "label": []}
             for key, column in zip(("text_a", "text_b"), self.text, strict=False):

@@ -22,7 +22,7 @@ import torch
 
 from harness import kept
 from harness.errors import HarnessError
-from harness.files import DEFAULT_TEXT, read_rows
+from harness.files import pick_text_columns, read_rows
 
 OUTPUTS = (".csv", ".tsv", ".jsonl", ".parquet")
 # GLUE's test files: their text columns, and whether a submission names labels or gives their index
@@ -40,18 +40,11 @@ GLUE_BY_NAME = ("mnli", "qnli", "rte")
 
 
 def _columns(given, meta: dict, rows: list[dict], path: str) -> tuple[str, ...]:
-    have = set(rows[0]) if rows else set()
-    for cols in (tuple(given or ()), tuple(meta.get("text_columns") or ()), *DEFAULT_TEXT):
-        if cols and set(cols) <= have:
-            return cols
-        if cols and cols == tuple(given or ()):
-            raise HarnessError(
-                f"{path}: no column {', '.join(c for c in cols if c not in have)}; "
-                f"its columns: {', '.join(sorted(have))}"
-            )
-    raise HarnessError(
-        f"{path}: say which column holds the text: --text-columns A (or A,B); its columns: {', '.join(sorted(have))}"
-    )
+    """``--text-columns``, else the kept model's own when the file has them, else run_glue.py's guesses."""
+    own = tuple(meta.get("text_columns") or ())
+    if not given and own and rows and set(own) <= set(rows[0]):
+        return own
+    return pick_text_columns(tuple(given or ()), rows, path)
 
 
 def probabilities(tok, model, texts: list[list[str]], max_len: int, batch_size: int) -> np.ndarray:
