@@ -15,7 +15,10 @@ from harness.batching import Columns, train_batches
 from harness.data import tokenize
 
 
-def arguments(doc: str, task: str = "rte", rounds: int = 30, warmup: int = 3) -> argparse.Namespace:
+def arguments(
+    doc: str, task: str = "rte", rounds: int = 30, warmup: int = 3, extra: Callable | None = None
+) -> argparse.Namespace:
+    """The shared options; ``extra(parser)`` adds a script's own."""
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--data-dir", default="../shared/glue")
     p.add_argument("--task", default=task)
@@ -23,6 +26,8 @@ def arguments(doc: str, task: str = "rte", rounds: int = 30, warmup: int = 3) ->
     p.add_argument("--warmup", type=int, default=warmup, help="untimed steps first")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    if extra is not None:
+        extra(p)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     return a

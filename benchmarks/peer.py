@@ -46,7 +46,8 @@ def time_side(side: str, spec: dict) -> float:
     suite = plugins.suites.get(spec["suite"])
     task = suite.task(spec["task"])
     data = suite.load(task, Path(spec["data_dir"]) if spec.get("data_dir") else None)
-    n, batch, stamps = spec["steps"] * spec["batch"], spec["batch"], []
+    batch, stamps = spec["batch"], []
+    n = spec["steps"] * batch or len(data.splits["train"])  # steps 0: one epoch of the whole split
     set_seed(1)
     tok, model = resolve(spec["model"], plugins.models).load(task.num_labels)
     if side.startswith("trainer"):
@@ -69,7 +70,8 @@ def time_side(side: str, spec: dict) -> float:
             args = TrainingArguments(
                 output_dir=out,
                 per_device_train_batch_size=batch,
-                max_steps=spec["steps"],
+                max_steps=spec["steps"] or -1,
+                num_train_epochs=1,
                 learning_rate=spec["lr"],
                 report_to=[],
                 logging_strategy="no",
@@ -119,15 +121,15 @@ def _single_process_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
 
 
-def rounds(spec: dict, count: int, label: str) -> list[float]:
-    """``count`` rounds of the three sides (the fast Trainer, run_glue.py's pad-128 Trainer, the
-    harness), each in a fresh subprocess, the order rotating from round to round; prints each round
-    and the median and range of harness / fast Trainer (the headline) and of harness / pad-128
-    Trainer (labelled); returns the headline ratios."""
-    ratios: dict[str, list[float]] = {"trainer": [], "trainer-pad128": []}
+def rounds(spec: dict, count: int, label: str, sides: tuple[str, ...] = SIDES) -> list[float]:
+    """``count`` rounds of ``sides`` (by default all three: the fast Trainer, run_glue.py's pad-128
+    Trainer, the harness), each in a fresh subprocess, the order rotating from round to round;
+    prints each round and the median and range of harness / fast Trainer (the headline) and of
+    harness / pad-128 Trainer (labelled); returns the headline ratios."""
+    ratios: dict[str, list[float]] = {peer: [] for peer in sides if peer != "harness"}
     for r in range(count):
         rates = {}
-        for side in SIDES[r % 3 :] + SIDES[: r % 3]:
+        for side in sides[r % len(sides) :] + sides[: r % len(sides)]:
             cmd = [sys.executable, __file__, side, json.dumps(spec)]
             done = subprocess.run(cmd, capture_output=True, text=True, env=_single_process_env())
             if done.returncode != 0:
@@ -135,12 +137,8 @@ def rounds(spec: dict, count: int, label: str) -> list[float]:
             rates[side] = json.loads(done.stdout.strip().splitlines()[-1])
         for peer in ratios:
             ratios[peer].append(rates["harness"] / rates[peer])
-        print(
-            f"{label} round {r + 1}: {LABELS['trainer']} {rates['trainer']:.1f} samples/s | "
-            f"{LABELS['trainer-pad128']} {rates['trainer-pad128']:.1f} | harness {rates['harness']:.1f} | "
-            f"ratio {ratios['trainer'][-1]:.2f}x ({ratios['trainer-pad128'][-1]:.2f}x against pad 128)",
-            flush=True,
-        )
+        peers = " | ".join(f"{LABELS[p]} {rates[p]:.1f} samples/s ({ratios[p][-1]:.2f}x)" for p in ratios)
+        print(f"{label} round {r + 1}: harness {rates['harness']:.1f} samples/s | {peers}", flush=True)
     for peer, values in ratios.items():
         name = "Trainer" if peer == "trainer" else "run_glue.py defaults"
         print(

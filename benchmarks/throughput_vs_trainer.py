@@ -8,6 +8,7 @@ in rounds, each in a fresh process (benchmarks/peer.py), and the per-round ratio
 median and range. The peer needs `pip install -e '.[bench]'`.
 
     python benchmarks/throughput_vs_trainer.py --data-dir ../shared/glue [--tasks rte,sst2] [--rounds 5]
+    python benchmarks/throughput_vs_trainer.py --tasks rte,cola --steps 0 --no-pad128 --rounds 3   # whole epochs
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from peer import rounds
+from peer import SIDES, rounds
 
 
 def main() -> None:
@@ -23,7 +24,8 @@ def main() -> None:
     p.add_argument("--data-dir", default="../shared/glue")
     p.add_argument("--tasks", default="rte,sst2")
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=20, help="timed steps; 0: one epoch of the whole training split")
+    p.add_argument("--no-pad128", action="store_true", help="leave out the run_glue.py-defaults column (slow)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -42,7 +44,7 @@ def main() -> None:
             "bf16": False,
             "threads": a.threads,
         }
-        rounds(spec, a.rounds, task)
+        rounds(spec, a.rounds, task, tuple(s for s in SIDES if not (a.no_pad128 and s == "trainer-pad128")))
 
 
 if __name__ == "__main__":

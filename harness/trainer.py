@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.profiler import record_function
 
 from harness import checkpoint
 from harness import engine as ds_engine
@@ -144,14 +145,18 @@ def train_step(engine, objective: Objective, micro: list[dict[str, torch.Tensor]
     non-finite loss raises TrialFailed before the weights are touched."""
     losses, outs = [], []
     for batch in micro:
-        out = _forward(engine, batch, tap)
-        lo = objective.loss(out)
-        loss = float(lo.loss.detach())
-        parts = {k: float(v.detach()) for k, v in lo.parts.items()}
+        with record_function("harness.forward"):
+            out = _forward(engine, batch, tap)
+        with record_function("harness.loss"):
+            lo = objective.loss(out)
+            loss = float(lo.loss.detach())
+            parts = {k: float(v.detach()) for k, v in lo.parts.items()}
         if not math.isfinite(loss):
             raise TrialFailed(f"non-finite loss {loss} (parts {parts})")
-        engine.backward(lo.loss)
-        engine.step()
+        with record_function("harness.backward"):
+            engine.backward(lo.loss)
+        with record_function("harness.optimizer_step"):
+            ds_engine.step(engine)
         losses.append((len(out.labels), loss, parts))
         features = None if out.features is None else out.features.detach()
         outs.append(Outputs(out.logits.detach(), out.labels, out.idx, features))

@@ -312,3 +312,36 @@ def test_a_finished_trial_leaves_no_engine_or_model_behind(loaded, tmp_path):
             o for o in gc.get_objects() if isinstance(o, (deepspeed.DeepSpeedEngine, transformers.PreTrainedModel))
         ]
         assert alive == []
+
+
+@pytest.mark.parametrize("accum", [1, 2])
+def test_the_optimizer_sees_gradients_clipped_to_grad_clip_once_per_step(loaded, accum):
+    """Without ZeRO the harness clips (torch's foreach clip_grad_norm_), DeepSpeed's rule: the whole
+    gradient's L2 norm at most --grad-clip, at the accumulation boundary only; with 0, untouched."""
+    import torch
+
+    from harness import engine as ds_engine
+    from harness.config import TrialConfig
+    from harness.models import resolve
+    from harness.trainer import train_step
+
+    seen = {}
+    for clip in (1e-3, 0.0):
+        cfg = TrialConfig(suite="smoke", task="sentiment", objective="ce", model="tiny", seed=1,
+                          grad_clip=clip, grad_accum=accum, batch_size=8)  # fmt: skip
+        torch.manual_seed(0)
+        _, model = resolve("tiny", loaded.models).load(2)
+        engine = ds_engine.build(model, cfg, 1e-3, total_steps=10)
+        seen[clip] = []
+
+        def grad_norm(optimizer, *_, norms=seen[clip]):
+            grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
+
+        engine.optimizer.register_step_pre_hook(grad_norm)
+        rows = torch.arange(8)
+        batch = {"input_ids": (rows[:, None] + torch.arange(6)) % 20 + 4, "labels": rows % 2, "idx": rows}
+        micro = [{k: v[i::accum] for k, v in batch.items()} for i in range(accum)]
+        train_step(engine, loaded.objectives.get("ce")(2), micro, None)
+    assert len(seen[0.0]) == 1 and seen[0.0][0] > 0.1  # far above the clip: clipping binds
+    assert seen[1e-3] == [pytest.approx(1e-3, rel=1e-3)]
