@@ -31,9 +31,10 @@ SIDES = ("trainer", "trainer-pad128", "harness")
 LABELS = {"trainer": "HF Trainer (dynamic padding, length-grouped)", "trainer-pad128": "run_glue.py defaults (pad 128)"}
 
 
-def time_side(side: str, spec: dict) -> float:
+def time_side(side: str, spec: dict, on_step=lambda: None) -> float:
     """Samples/s of one side (``trainer``, ``trainer-pad128`` or ``harness``) for ``spec``: suite, task,
-    model, data_dir, steps, warmup, batch, lr, bf16, threads. Runs in this process."""
+    model, data_dir, steps, warmup, batch, lr, bf16, threads. Runs in this process; ``on_step()``
+    after each step (benchmarks/profile_step.py steps its profiler there)."""
     import torch
     from transformers import set_seed
 
@@ -65,6 +66,7 @@ def time_side(side: str, spec: dict) -> float:
         class Clock(TrainerCallback):
             def on_step_end(self, args, state, control, **kw):
                 stamps.append(time.perf_counter())
+                on_step()
 
         with tempfile.TemporaryDirectory() as out:
             args = TrainingArguments(
@@ -107,6 +109,7 @@ def time_side(side: str, spec: dict) -> float:
         def clock(event):
             if event["event"] == "step":
                 stamps.append(time.perf_counter())
+                on_step()
 
         fit(cfg, spec["lr"], model, plugins.objectives.get("ce")(task.num_labels), task, train, {}, clock)
     return _rate(stamps, spec["warmup"], batch)

@@ -1,68 +1,61 @@
-"""Where a training step's time goes: the harness's phases and the top operators, by torch.profiler.
+"""Where a training step's time goes, by torch.profiler: the harness's phases and the operators with
+the most self time; ``--side trainer`` profiles the named peer (a ``Trainer`` with dynamic padding and
+length-grouped batches, benchmarks/peer.py) the same way, for an operator-by-operator comparison.
 
-minilm-l6 (or --model), one objective, batch 32, the task's training data as the harness batches
-it (length-grouped, each batch padded to its longest). After --warmup untimed steps, --rounds steps
-run under the profiler; prints each phase's share of the step (collate, forward, loss, backward,
-optimizer step: the ``harness.*`` ranges the loop marks) and the operators with the most self time.
+minilm-l6, ``ce``, batch 32, the task's training data as each side batches it. After --warmup
+untimed steps, --rounds steps are profiled; prints the step time, each phase's share (collate,
+forward, loss, backward, optimizer step: the ``harness.*`` ranges the loop marks) and the top
+operators, per step.
 
-    python benchmarks/profile_step.py --task cola [--objective ce] [--rounds 30] [--top 25]
+    python benchmarks/profile_step.py --task cola [--side trainer] [--rounds 30] [--top 25]
 """
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from common import arguments, glue_train
-from torch.profiler import ProfilerActivity, profile, record_function
+import os
 
-from harness import plugins as plugin_loader
-from harness.batching import train_batches
-from harness.config import TrialConfig
-from harness.engine import build
-from harness.trainer import _FeatureTap, train_step
+import torch
+from common import arguments
+from peer import time_side
+from torch.profiler import ProfilerActivity, profile, schedule
 
 PHASES = ("harness.collate", "harness.forward", "harness.loss", "harness.backward", "harness.optimizer_step")
 
 
 def _options(p) -> None:
+    p.add_argument("--side", choices=("harness", "trainer"), default="harness")
     p.add_argument("--top", type=int, default=25, help="operators to list")
 
 
 def main() -> None:
     a = arguments(__doc__, task="cola", rounds=30, warmup=5, extra=_options)
-    plugins = plugin_loader.load()
-    torch.manual_seed(1)
-    glue = plugins.suites.get("glue")
-    task = glue.task(a.task)
-    tok, model = plugins.models.get("minilm-l6").load(task.num_labels)
-    n = (a.rounds + a.warmup) * a.batch_size
-    task, _, train = glue_train(plugins, a.task, tok, n, a.data_dir)
-    objective = plugins.objectives.get("ce")(task.num_labels)
-    cfg = TrialConfig(suite="glue", task=task.name, objective="ce", model="minilm-l6", seed=1)
-    engine = build(model, cfg, 2e-5, a.rounds + a.warmup)
-    engine.train()
-    tap = _FeatureTap(engine.module) if "features" in objective.needs else None
-    batches = train_batches(train.lengths, a.batch_size, np.random.default_rng(1))
-
-    def step(rows):
-        with record_function("harness.collate"):
-            batch = {k: v.to(engine.device) for k, v in train.collate(rows).items()}
-        train_step(engine, objective, [batch], tap)
-
-    for rows in batches[: a.warmup]:
-        step(rows)
+    spec = {
+        "suite": "glue",
+        "task": a.task,
+        "model": "minilm-l6",
+        "data_dir": os.path.abspath(a.data_dir),
+        "steps": a.warmup + 1 + a.rounds,
+        "warmup": a.warmup,
+        "batch": a.batch_size,
+        "lr": 2e-5,
+        "bf16": False,
+        "threads": a.threads,
+    }
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
-    with profile(activities=activities) as prof:
-        with record_function("harness.step"):
-            for rows in batches[a.warmup : a.warmup + a.rounds]:
-                step(rows)
+    with profile(activities=activities, schedule=schedule(wait=a.warmup, warmup=1, active=a.rounds)) as prof:
+        time_side(a.side, spec, prof.step)
     events = prof.key_averages()
-    total = next(e for e in events if e.key == "harness.step").cpu_time_total
-    print(f"minilm-l6 {task.name} ce, batch {a.batch_size}, {a.rounds} profiled steps, {a.threads} threads")
+    total = sum(e.cpu_time_total for e in events if e.key.startswith("ProfilerStep"))
+    print(f"{a.side}: minilm-l6 {a.task} ce, batch {a.batch_size}, {a.rounds} profiled steps, {a.threads} threads")
     print(f"step {total / a.rounds / 1000:.1f} ms")
     for e in sorted((e for e in events if e.key in PHASES), key=lambda e: -e.cpu_time_total):
         print(f"  {e.key:24s} {e.cpu_time_total / a.rounds / 1000:7.1f} ms  {100 * e.cpu_time_total / total:5.1f}%")
-    print(events.table(sort_by="self_cpu_time_total", row_limit=a.top))
+    print(f"top operators by self time, ms per step ({a.rounds} steps)")
+    ops = sorted(
+        (e for e in events if not e.key.startswith(("ProfilerStep", "harness."))), key=lambda e: -e.self_cpu_time_total
+    )
+    for e in ops[: a.top]:
+        print(f"  {e.key[:60]:60s} {e.self_cpu_time_total / a.rounds / 1000:8.2f} ms  {e.count // a.rounds:5d} calls")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-from harness.options import converter
+from harness.lora import DEFAULTS as LORA_DEFAULTS
+from harness.options import converter, default
 
 
 def trial_options(p: argparse.ArgumentParser) -> None:
@@ -17,16 +18,16 @@ def trial_options(p: argparse.ArgumentParser) -> None:
         help="YAML file of these options (e.g. objective_args: {cmi_min: "
         "{lambda: 0.1}}); options given on the command line override it",
     )
-    p.add_argument("--suite", help="suite to run (default: smoke; see `harness list`)")
+    p.add_argument("--suite", help="suite to run (default: {default}; see `harness list`)")
     p.add_argument("--tasks", type=converter("tasks"), help="comma-separated tasks of the suite (default: all)")
-    p.add_argument("--objectives", type=converter("objectives"), help="comma-separated (default: ce,cmi_min; tune: ce)")
+    p.add_argument("--objectives", type=converter("objectives"), help="comma-separated (default: {default})")
     p.add_argument(
         "--objective-args",
         metavar="OBJ.KEY=V,...",
         type=converter("objective_args"),
         help="objective hyper-parameters, e.g. ce.label_smoothing=0.1 (see `harness list --details OBJ`)",
     )
-    p.add_argument("--model", help="registered name, local directory, or hf:HUB_ID (default: tiny)")
+    p.add_argument("--model", help="registered name, local directory, or hf:HUB_ID (default: {default})")
     p.add_argument(
         "--task-args",
         metavar="TASK.KEY=V,...",
@@ -51,12 +52,12 @@ def trial_options(p: argparse.ArgumentParser) -> None:
         help="text column(s) of your files (default: sentence1,sentence2, sentence or text, as run_glue.py)",
     )
     p.add_argument("--label-column", metavar="C", help="label column of your files (default: label)")
-    p.add_argument("--epochs", type=converter("epochs"), help="default: 3")
+    p.add_argument("--epochs", type=converter("epochs"), help="default: {default}")
     p.add_argument("--lr", type=converter("lr"), help="peak learning rate (default: the model's, 2e-5 for pretrained)")
-    p.add_argument("--batch-size", type=converter("batch_size"), help="global batch (default: 32)")
-    p.add_argument("--max-seq-length", type=converter("max_seq_length"), help="truncation length (default: 128)")
-    p.add_argument("--warmup-ratio", type=converter("warmup_ratio"), help="default: 0.1")
-    p.add_argument("--weight-decay", type=converter("weight_decay"), help="default: 0.01")
+    p.add_argument("--batch-size", type=converter("batch_size"), help="global batch (default: {default})")
+    p.add_argument("--max-seq-length", type=converter("max_seq_length"), help="truncation length (default: {default})")
+    p.add_argument("--warmup-ratio", type=converter("warmup_ratio"), help="default: {default}")
+    p.add_argument("--weight-decay", type=converter("weight_decay"), help="default: {default}")
     p.add_argument(
         "--max-train-samples", type=converter("max_train_samples"), help="deterministic subsample of each train split"
     )
@@ -82,7 +83,7 @@ def trial_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model-dtype",
         choices=("fp32", "bf16", "fp16"),
-        help="dtype the weights are cast to once loaded (default fp32; on a GPU, bf16 with --peft lora and "
+        help="dtype the weights load in (default: {default}; on a GPU, bf16 with --peft lora and "
         "--precision bf16 is the usual LLM recipe; fp16 needs CUDA)",
     )
     p.add_argument(
@@ -99,25 +100,29 @@ def trial_options(p: argparse.ArgumentParser) -> None:
         "--peft-args",
         type=converter("peft_args"),
         metavar="K=V,...",
-        help="LoRA settings: r (8), alpha (16), dropout (0.05), targets (all-linear, or names joined by +)",
+        help=f"LoRA settings (defaults): {', '.join(f'{k} ({v})' for k, v in LORA_DEFAULTS.items())}; targets "
+        "also as module names joined by +",
     )
     p.add_argument(
         "--save-model",
         choices=("none", "last", "best"),
         help="keep each trial's model in TRIAL_DIR/model (Hugging Face format, with a model card): last epoch, or "
-        "best by dev metric (its dev figure is then optimistic); default none: a comparison's product is its table",
+        "best by dev metric (its dev figure is then optimistic); default: {default}, as a comparison's "
+        "product is its table",
     )
-    p.add_argument("--zero-stage", type=converter("zero_stage"), help="DeepSpeed ZeRO stage (default: 0)")
-    p.add_argument("--precision", help="fp32, bf16, or fp16 (GPU only) (default: fp32)")
+    p.add_argument("--zero-stage", type=converter("zero_stage"), help="DeepSpeed ZeRO stage (default: {default})")
+    p.add_argument("--precision", help="fp32, bf16, or fp16 (GPU only) (default: {default})")
     p.add_argument("--threads", type=converter("threads"), help="torch threads per worker (default: torch's; Ray: 1)")
-    p.add_argument("--output-dir", help="each run gets a new directory under it (default: runs)")
+    p.add_argument("--output-dir", help="each run gets a new directory under it (default: {default})")
     p.add_argument("--quiet", action="store_true", help="no live progress or per-trial lines")
     p.add_argument(
         "--tracker",
         type=converter("tracker"),
         help="log each trial to experiment trackers: tensorboard, mlflow, wandb (comma-separated; see `harness list`)",
     )
-    p.add_argument("--retries", type=converter("retries"), help="run a failed trial again up to N times (default 0)")
+    p.add_argument(
+        "--retries", type=converter("retries"), help="run a failed trial again up to N times (default: {default})"
+    )
 
 
 def ray_options(p: argparse.ArgumentParser) -> None:
@@ -129,7 +134,11 @@ def ray_options(p: argparse.ArgumentParser) -> None:
         "path): trials work on their node's disk and keep their files and Ray's state there (RUN/trials, "
         "RUN/ray, teachers/), the driver fetches records into --output-dir (default: none, --output-dir is shared)",
     )
-    p.add_argument("--workers-per-trial", type=converter("workers_per_trial"), help="ray: DeepSpeed workers per trial")
+    p.add_argument(
+        "--workers-per-trial",
+        type=converter("workers_per_trial"),
+        help="ray: DeepSpeed workers per trial (default: {default})",
+    )
     p.add_argument(
         "--gpus-per-worker",
         type=converter("gpus_per_worker"),
@@ -143,3 +152,15 @@ def ray_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dashboard", action="store_true", help="ray: start a local Ray's dashboard on 127.0.0.1 (needs ray[default])"
     )
+
+
+def fill_defaults(p: argparse.ArgumentParser, command: str) -> None:
+    """``{default}`` in a flag's help becomes the option's default for ``command``, read from
+    harness.options (the one place defaults are set), as the command line would write it."""
+    for action in p._actions:
+        if action.help and "{default}" in action.help:
+            action.help = action.help.replace("{default}", shown(default(action.dest, command)))
+
+
+def shown(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)

@@ -1,14 +1,22 @@
-"""Epoch-end checkpoints of a trial, in safetensors and JSON only (nothing is unpickled).
+"""Epoch-end checkpoints of a trial, whole or absent, verified before use.
 
-``TRIAL_DIR/checkpoint/`` holds the model weights, the AdamW state, the objective's state,
+``TRIAL_DIR/checkpoint/`` holds the model weights, the optimizer state, the objective's state,
 the torch and numpy RNG states and the loop's progress; a trial started again in the same
 directory resumes after the last completed epoch and ends with the same numbers as an
-uninterrupted run. Written into a temporary directory, every file flushed to disk, then
-renamed, so a checkpoint is whole or absent; ``state.json``, written last, records the size and
-SHA-256 of every other file. A checkpoint that does not match them (a full disk, a lost node, a
-copy cut short) is named in the log, removed, and the trial restarts from scratch: never stuck,
-never resumed from damaged weights. Supported for ZeRO stage 0 in fp32 (the optimizer is then a
-plain torch AdamW); other settings rerun an interrupted trial from its start.
+uninterrupted run. Two formats, one layout:
+
+- the harness's (ZeRO stage 0 in fp32 or bf16, where the optimizer is a plain torch AdamW):
+  safetensors and JSON only, written by rank 0, nothing unpickled on load;
+- DeepSpeed's own (ZeRO stages 1-3, fp16), under ``checkpoint/deepspeed/``: every worker writes its
+  shard of the partitioned optimizer (and, at stage 3, parameter) state through
+  ``engine.save_checkpoint``. These files are torch pickles; they are loaded only after each has
+  matched the size and SHA-256 this trial recorded for it. With workers on several nodes the
+  trial directory must be shared storage, as for DeepSpeed itself.
+
+Written into a temporary directory, every file flushed to disk, then renamed; ``state.json``,
+written last, records the size and SHA-256 of every other file. A checkpoint that does not match
+them (a full disk, a lost node, a copy cut short) is named in the log, removed, and the trial
+restarts from scratch: never stuck, never resumed from damaged weights.
 """
 
 from __future__ import annotations
@@ -18,7 +26,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +36,7 @@ from safetensors.torch import load_file, save_file
 from harness.errors import TrialFailed
 
 NAME = "checkpoint"
-FILES = ("model.safetensors", "optimizer.safetensors", "objective.safetensors")
+DEEPSPEED = "deepspeed"  # the folder of DeepSpeed's own checkpoint, and its tag
 log = logging.getLogger("harness")
 
 
@@ -49,39 +56,56 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def supported(engine) -> bool:
+def _own_format(engine) -> bool:
+    """Whether the optimizer is the plain torch AdamW the harness's own format holds."""
     return isinstance(engine.optimizer, torch.optim.AdamW)
 
 
-def save(trial_dir: Path, engine, objective, rng: np.random.Generator, progress: dict[str, Any]) -> None:
-    final = trial_dir / NAME
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    for stale in trial_dir.glob(".checkpoint-*"):  # left by a process killed while saving
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(dir=trial_dir, prefix=".checkpoint-"))
-    frozen = {n for n, p in engine.module.named_parameters() if not p.requires_grad}  # LoRA's base: not saved
-    model = {k: v.detach().contiguous() for k, v in engine.module.state_dict().items() if k not in frozen}
-    save_file(model, str(tmp / "model.safetensors"))
-    opt = engine.optimizer.state_dict()
-    tensors = {f"{i}.{k}": v for i, s in opt["state"].items() for k, v in s.items()}
-    tensors["torch_rng"] = torch.get_rng_state()
-    save_file(tensors, str(tmp / "optimizer.safetensors"))
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def save(trial_dir: Path, engine, objective, rng: np.random.Generator, progress: dict[str, Any], rank: int = 0) -> None:
+    """Every worker calls it (rank 0 alone writes the harness's format; each writes its shard of DeepSpeed's)."""
+    final, tmp = trial_dir / NAME, trial_dir / ".checkpoint-new"
+    if rank == 0:
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        for stale in trial_dir.glob(".checkpoint-*"):  # left by a process killed while saving
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.mkdir()
+    meta: dict[str, Any] = {"progress": progress, "numpy_rng": rng.bit_generator.state}
+    if _own_format(engine):
+        if rank != 0:
+            return
+        frozen = {n for n, p in engine.module.named_parameters() if not p.requires_grad}  # LoRA's base: not saved
+        model = {k: v.detach().contiguous() for k, v in engine.module.state_dict().items() if k not in frozen}
+        save_file(model, str(tmp / "model.safetensors"))
+        opt = engine.optimizer.state_dict()
+        tensors = {f"{i}.{k}": v for i, s in opt["state"].items() for k, v in s.items()}
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        meta.update(param_groups=opt["param_groups"], scheduler=engine.lr_scheduler.state_dict())
+    else:
+        _barrier()  # the folder exists
+        engine.save_checkpoint(str(tmp / DEEPSPEED), tag=DEEPSPEED, save_latest=False)
+        _barrier()  # every shard is written
+        if rank != 0:
+            return
+    save_file({"torch_rng": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
     state = objective.state_dict()
     save_file(
         {k: v.contiguous() for k, v in state.items()} or {"_empty": torch.zeros(0)}, str(tmp / "objective.safetensors")
     )
-    for name in FILES:
-        _fsync(tmp / name)
-    meta = {
-        "progress": progress,
-        "param_groups": opt["param_groups"],
-        "scheduler": engine.lr_scheduler.state_dict(),
-        "numpy_rng": rng.bit_generator.state,
-        "files": {name: {"bytes": (tmp / name).stat().st_size, "sha256": _digest(tmp / name)} for name in FILES},
-    }
+    files = sorted(f for f in tmp.rglob("*") if f.is_file())
+    for file in files:
+        _fsync(file)
+    meta["files"] = {str(f.relative_to(tmp)): {"bytes": f.stat().st_size, "sha256": _digest(f)} for f in files}
     (tmp / "state.json").write_text(json.dumps(meta))
     _fsync(tmp / "state.json")
-    _fsync(tmp)
+    for folder in {f.parent for f in files}:
+        _fsync(folder)
     if final.exists():
         old = final.with_name(f".old-{NAME}")
         shutil.rmtree(old, ignore_errors=True)
@@ -131,11 +155,28 @@ def discard_damaged(trial_dir: Path) -> str | None:
 
 def load(trial_dir: Path, engine, objective, rng: np.random.Generator) -> dict[str, Any] | None:
     """Restores everything ``save`` wrote and returns the saved progress, or None without a checkpoint
-    (call ``discard_damaged`` first)."""
+    (call ``discard_damaged`` first). Every worker calls it."""
     path = trial_dir / NAME
     if not (path / "state.json").exists():
         return None
     meta = json.loads((path / "state.json").read_text())
+    if (path / DEEPSPEED).is_dir() == _own_format(engine):
+        raise TrialFailed(
+            f"checkpoint {path} was written under another ZeRO stage or precision; delete it to start the trial over"
+        )
+    if _own_format(engine):
+        _load_own(path, meta, engine)
+    else:  # DeepSpeed's pickles: each file's SHA-256 was checked against state.json (discard_damaged)
+        engine.load_checkpoint(str(path / DEEPSPEED), tag=DEEPSPEED, load_lr_scheduler_states=True)
+    torch.set_rng_state(load_file(str(path / "rng.safetensors"))["torch_rng"])
+    objective.load_state_dict(
+        {k: v for k, v in load_file(str(path / "objective.safetensors")).items() if k != "_empty"}
+    )
+    rng.bit_generator.state = meta["numpy_rng"]
+    return meta["progress"]
+
+
+def _load_own(path: Path, meta: dict[str, Any], engine) -> None:
     missing, unexpected = engine.module.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
     trainable = {n for n, p in engine.module.named_parameters() if p.requires_grad}
     if unexpected or trainable & set(missing):
@@ -143,21 +184,14 @@ def load(trial_dir: Path, engine, objective, rng: np.random.Generator) -> dict[s
             f"checkpoint {path} does not fit this model (missing {sorted(trainable & set(missing))[:3]}, "
             f"unexpected {unexpected[:3]}); delete it to start the trial over"
         )
-    tensors = load_file(str(path / "optimizer.safetensors"))
-    torch.set_rng_state(tensors.pop("torch_rng"))
     state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
+    for key, value in load_file(str(path / "optimizer.safetensors")).items():
         i, name = key.split(".", 1)
         state.setdefault(int(i), {})[name] = value
     for group in meta["param_groups"]:
         group["betas"] = tuple(group["betas"])
     engine.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     engine.lr_scheduler.load_state_dict(meta["scheduler"])
-    objective.load_state_dict(
-        {k: v for k, v in load_file(str(path / "objective.safetensors")).items() if k != "_empty"}
-    )
-    rng.bit_generator.state = meta["numpy_rng"]
-    return meta["progress"]
 
 
 def remove(trial_dir: Path) -> None:

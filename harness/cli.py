@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness import options
-from harness.arguments import ray_options, trial_options
+from harness.arguments import fill_defaults, ray_options, trial_options
 from harness.errors import HarnessError
 from harness.options import converter
 
@@ -62,7 +62,7 @@ def build_parser() -> Parser:
         "report. Without arguments: the generated smoke suite with the tiny model, offline.",
     )
     trial_options(r)
-    r.add_argument("--seeds", type=converter("seeds"), help="comma-separated integer seeds (default: 1,2,3)")
+    r.add_argument("--seeds", type=converter("seeds"), help="comma-separated integer seeds (default: {default})")
     r.add_argument("--retrain-teachers", action="store_true", help="train teachers again even if stored")
     r.add_argument(
         "--setting",
@@ -114,7 +114,7 @@ def build_parser() -> Parser:
         help="a dimension, e.g. lr=loguniform:1e-5:1e-4 or cmi_min.lambda=choice:0.01,0.1,0.5",
     )
     t.add_argument("--search-file", metavar="YAML", help="dimensions as {KEY: KIND:ARGS or [values]}")
-    t.add_argument("--search-alg", choices=options.SEARCH_ALGS, help="default: random")
+    t.add_argument("--search-alg", choices=options.SEARCH_ALGS, help="default: {default}")
     t.add_argument(
         "--num-samples",
         type=converter("num_samples"),
@@ -123,10 +123,10 @@ def build_parser() -> Parser:
     t.add_argument(
         "--scheduler",
         choices=options.SCHEDULERS,
-        help="asha: stop poor trials early on the dev metric, judged after each epoch (default: fifo, none)",
+        help="asha: stop poor trials early on the dev metric, judged after each epoch (default: {default}, none)",
     )
     t.add_argument("--metric", help="dev metric to maximise (default: the task's headline metric)")
-    t.add_argument("--seed", type=converter("seed"), help="training seed of every trial (default: 1)")
+    t.add_argument("--seed", type=converter("seed"), help="training seed of every trial (default: {default})")
     t.add_argument(
         "--confirm-seeds",
         type=converter("confirm_seeds"),
@@ -214,6 +214,8 @@ def build_parser() -> Parser:
         (env, "harness.commands", "cmd_env"),
     ):
         parser.set_defaults(func=(module, func))  # imported when called: a refused command loads no torch
+    fill_defaults(r, "run")
+    fill_defaults(t, "tune")
     return p
 
 

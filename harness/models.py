@@ -10,7 +10,9 @@ was initialised from BERT-base's layers 0, 2, 4, 7, 9, 11.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,19 @@ from harness import hub
 from harness.errors import HarnessError
 
 Loaded = tuple[Any, Any]  # (tokenizer, model for sequence classification)
+_LOAD_DTYPE: ContextVar[Any] = ContextVar("load_dtype", default=None)
+
+
+@contextmanager
+def loading_in(dtype) -> Iterator[None]:
+    """Pretrained weights load straight in torch ``dtype`` (``--model-dtype``): a bf16 7B model never
+    passes through its 28 GB fp32 copy. Outside it they load in fp32, whatever dtype the checkpoint
+    was saved in (transformers 5 would otherwise keep a bf16 checkpoint in bf16)."""
+    token = _LOAD_DTYPE.set(dtype)
+    try:
+        yield
+    finally:
+        _LOAD_DTYPE.reset(token)
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,7 @@ def pretrained(
     """A spec that loads ``source`` (directory or Hub id) with the Auto classes."""
 
     def load(num_labels: int) -> Loaded:
+        import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -47,7 +63,11 @@ def pretrained(
         try:
             tok = AutoTokenizer.from_pretrained(str(source), local_files_only=cached_only)
             model = AutoModelForSequenceClassification.from_pretrained(
-                str(source), num_labels=num_labels, local_files_only=cached_only, ignore_mismatched_sizes=True
+                str(source),
+                num_labels=num_labels,
+                local_files_only=cached_only,
+                ignore_mismatched_sizes=True,
+                dtype=_LOAD_DTYPE.get() or torch.float32,
             )  # a head for another number of labels is replaced by a fresh one
         except Exception as exc:
             where = "directory" if local else "Hugging Face Hub id"

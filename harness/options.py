@@ -413,7 +413,10 @@ def converter(name: str):
     return _FIELDS[name].metadata["convert"]
 
 
-def default(name: str) -> Any:
+def default(name: str, command: str | None = None) -> Any:
+    """Option ``name``'s default (for ``command``, where COMMAND_DEFAULTS differs)."""
+    if name in COMMAND_DEFAULTS.get(command or "", {}):
+        return COMMAND_DEFAULTS[command or ""][name]
     f = _FIELDS[name]
     return f.default_factory() if f.default is MISSING else f.default
 

@@ -1,12 +1,10 @@
-"""Runs trials through Ray Tune. Each Tune trial is a function trainable that calls the same
-``run_trial`` as the local executor, so records are the same files with the same numbers: a
-one-worker trial trains inside the Tune trial's own process, holding its CPUs and GPU; a trial of
-``--workers-per-trial`` N > 1 builds a Ray Train ``TorchTrainer`` whose N workers each drive a
-DeepSpeed engine (gloo on CPU, NCCL on GPUs).
+"""The Ray driver: runs a plan's trials through Ray Tune (what runs inside a trial is harness.ray_trial).
 
-``harness run``: teacher stages first, one Tune run per stage (a trial's teacher must exist
-before it starts), a grid over the stage's trials. ``harness tune``: the teachers, then one
-Tune run whose search space is applied to the tuned trial's config (harness.search).
+Each Tune trial calls the same ``run_trial`` as the local executor, so records are the same files
+with the same numbers. ``harness run``: teacher stages first, one Tune run per stage (a trial's
+teacher must exist before it starts), a grid over the stage's trials. ``harness tune``: the
+teachers, then one Tune run whose search space is applied to the tuned trial's config
+(harness.search).
 
 Ray starts locally with this machine's CPUs and GPUs, bound to 127.0.0.1, no dashboard,
 its logs in RUN_DIR/run.log, unless ``address`` points at a cluster; trial directories must
@@ -16,18 +14,12 @@ then be on storage every node can reach.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib.util
 import logging
 import os
 import re
-import shutil
-import signal
-import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +28,15 @@ from rich.console import Console
 
 from harness import checkpoint
 from harness.config import Plan, TrialConfig
-from harness.errors import HarnessError, TrialFailed
+from harness.errors import HarnessError
+from harness.ray_callbacks import CtrlC, ReleaseResources
+from harness.ray_trial import STEP_FILE, job_trial, resources, trainable
 from harness.record import TrialRecord
-from harness.results import read_json, write_json
+from harness.results import read_json
 from harness.rundir import RunDir, line
 from harness.storage import Storage, fetched
+
+_trainable = trainable  # the name Tune's saved experiments (`harness tune --resume`) pickled before 2026-12-07
 
 log = logging.getLogger("harness")
 
@@ -58,11 +54,6 @@ RAY_ENV = {
     # rather than 2 s, which is most of a short trial's tear-down.
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
 }
-for _key, _value in RAY_ENV.items():
-    os.environ.setdefault(_key, _value)
-
-
-STEP_FILE = ".step.json"  # in a trial directory: its latest step, for the live display
 
 
 @dataclass(frozen=True)
@@ -75,153 +66,6 @@ class RayOptions:
     retries: int = 0  # a failed trial is run again this many times
     quiet: bool = False
     dashboard: bool = False  # a local Ray's dashboard, on 127.0.0.1
-
-
-def job_trial(tune_config: dict) -> TrialConfig:
-    """The harness trial of a Tune trial: the job's config with the sampled values applied."""
-    base = TrialConfig.from_dict(tune_config["job"]["trial"])
-    sampled = {k: v for k, v in tune_config.items() if k != "job"}
-    return base.with_values(sampled) if sampled else base
-
-
-def _train(
-    cfg: TrialConfig,
-    trial_dir: Path,
-    rank: int,
-    report_metrics: Callable[[dict], None],
-    mirror: Callable[[], None],
-    **also: Any,
-) -> None:
-    """One worker's part of a trial in this process: ``run_trial``, each epoch's first dev split
-    reported flat through ``report_metrics`` (``tune.report`` or ``ray.train.report``) for schedulers,
-    with ``also`` (what the driver's callbacks need to know of the trial)."""
-    from harness.trial import run_trial
-
-    log = os.open(trial_dir / f"worker-{rank}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(log, 1)  # this process runs one trial at a time: its output (DeepSpeed, warnings) goes to the trial
-    os.dup2(log, 2)
-    os.close(log)
-
-    def report(epoch: dict, primary: str) -> None:
-        split, dev = TrialRecord.dev_of(epoch)
-        report_metrics(
-            {
-                "epoch": epoch["epoch"],
-                "train_loss": epoch["train_loss"],
-                "split": split,
-                "metric": primary,
-                "score": dev[primary],
-                "dev_keys": ",".join(dev),
-                **dev,
-                **also,
-            }
-        )
-
-    reported, written = [], 0.0
-
-    def progress(event: dict) -> None:
-        nonlocal written
-        if event["event"] == "epoch":
-            reported.append(event["epoch"])
-            mirror()  # a lost node costs the trial this epoch at most
-            report(event, event["primary"])
-        elif rank == 0 and time.monotonic() - written > 1.0:  # for the driver's live display
-            written = time.monotonic()
-            write_json(trial_dir / STEP_FILE, {k: event[k] for k in ("epoch", "step", "total_steps", "loss")})
-
-    record = run_trial(cfg, trial_dir, progress)
-    (trial_dir / STEP_FILE).unlink(missing_ok=True)
-    if not record.completed:  # Tune counts it as an error (and retries it, if asked)
-        raise TrialFailed(record.error or record.status)
-    if not reported:  # completed earlier (a repeated sample): Tune sees its epochs all the same
-        print(f"{cfg.trial_id()} completed earlier: its record's epochs are reported, not retrained", flush=True)
-    for epoch in [] if reported else record.epochs:
-        report(epoch, record.primary_metric)
-
-
-def _worker(config: dict) -> None:
-    """A Ray Train worker of a multi-worker trial; Ray has set RANK/WORLD_SIZE, so the engine joins its group."""
-    import ray.train
-
-    rank = ray.train.get_context().get_world_rank()
-    group = ray.util.get_current_placement_group().id.hex()  # for ReleaseResources, in every report
-    with _placed(config["job"], TrialConfig.from_dict(config["trial"]), rank) as (cfg, trial_dir, mirror):
-        _train(cfg, trial_dir, rank, ray.train.report, mirror, placement_group=group)
-
-
-class ReleaseResources(tune.Callback):
-    """A Tune callback that removes a trial's worker placement group when the trial ends.
-
-    Ray Train removes it itself when training ends; but a trial Tune stops (an early stop by
-    the scheduler), and now and then one that ends as Tune tears it down, loses its Train
-    controller first, and Train's fallback cleaner needs Ray's state API (the dashboard), which
-    a quiet local Ray does not run: the group's CPUs would stay reserved and later trials would
-    wait for them forever (seen: a search stuck after its first two trials). The group is known
-    from what the trial reported to Tune (its workers' ``placement_group``), not from its files."""
-
-    def __init__(self):
-        self.groups: dict[str, str] = {}  # Tune trial id -> its workers' placement group
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        if "placement_group" in result:
-            self.groups[trial.trial_id] = result["placement_group"]
-
-    def release(self, trial) -> None:
-        from ray._raylet import PlacementGroupID
-        from ray.util import placement_group_table
-        from ray.util.placement_group import PlacementGroup, remove_placement_group
-
-        hex_id = self.groups.pop(trial.trial_id, None)
-        if hex_id:
-            group = PlacementGroup(PlacementGroupID(bytes.fromhex(hex_id)))
-            if placement_group_table(group).get("state") not in ("REMOVED", None):
-                remove_placement_group(group)
-                log.info("released the placement group Ray Train left behind by %s", job_trial(trial.config).trial_id())
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self.release(trial)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self.release(trial)
-
-
-def _trainable(tune_config: dict) -> None:
-    """The Tune trial. With one worker (the common case) it trains in its own process, holding the
-    trial's CPUs and GPU (``_resources``): no Ray Train controller, no worker actor, one import of
-    torch. With several it builds the Ray Train ``TorchTrainer`` of DeepSpeed workers."""
-    job, cfg = tune_config["job"], job_trial(tune_config)
-    if job["workers"] > 1:
-        _torch_trainer(job, cfg).fit()
-        return
-    with _placed(job, cfg, 0) as (cfg, trial_dir, mirror), open(trial_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a config a search draws twice is trained once (on one node)
-        _train(cfg, trial_dir, 0, tune.report, mirror)
-
-
-def _torch_trainer(job: dict, cfg: TrialConfig):
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-    from ray.tune.integration.ray_train import TuneReportCallback
-
-    return TorchTrainer(
-        _worker,
-        train_loop_config={"trial": cfg.to_dict(), "job": job},
-        scaling_config=ScalingConfig(
-            num_workers=job["workers"],
-            use_gpu=job["gpus"] > 0,
-            resources_per_worker={"CPU": cfg.threads or 1, "GPU": job["gpus"]},
-        ),
-        run_config=RunConfig(name=cfg.trial_id(), storage_path=job["ray_storage"], callbacks=[TuneReportCallback()]),
-    )
-
-
-def _resources(tune_config: dict) -> tune.PlacementGroupFactory:
-    """What a Tune trial holds: a one-worker trial its worker's CPUs and GPU; a multi-worker trial's
-    driver 0.01 CPU while it waits for its workers, who reserve their own."""
-    job, cfg = tune_config["job"], job_trial(tune_config)
-    if job["workers"] == 1:
-        return tune.PlacementGroupFactory([{"CPU": cfg.threads or 1, "GPU": job["gpus"]}])
-    return tune.PlacementGroupFactory([{"CPU": 0.01}])
 
 
 def stages(trials: list[TrialConfig]) -> list[list[TrialConfig]]:
@@ -274,6 +118,8 @@ def ray_session(run: RunDir, opts: RayOptions, plugins: tuple[str, ...]) -> Iter
     RUN_DIR/run.log, with the harness's own log), shut down on the way out, also on Ctrl-C."""
     import ray
 
+    for key, value in RAY_ENV.items():  # before Ray starts: its processes inherit them (_runtime_env)
+        os.environ.setdefault(key, value)
     # With several workers per trial a local Ray gets one logical CPU more than the machine has:
     # each Tune trial's driver holds 0.01 CPU while it only waits for its workers.
     cpus = (os.cpu_count() or 1) + (opts.workers > 1)
@@ -344,11 +190,11 @@ def _tune(
 
     progress, interrupt = LiveProgress(console, total, describe, outcome, opts.quiet, peek), CtrlC()
     tune_config.setdefault("max_concurrent_trials", opts.max_concurrent or fits(opts, threads))
-    trainable = tune.with_resources(_trainable, _resources)
+    trainable_with = tune.with_resources(trainable, resources)
     callbacks = [progress, ReleaseResources()]
     experiment = f"{_storage(run, opts).rstrip('/')}/{name}"
     if restore and tune.Tuner.can_restore(experiment):
-        tuner = tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(experiment, trainable_with, resume_unfinished=True, resume_errored=True)
         # Tune pickled the first driver's callbacks and stopper with the experiment and takes no new
         # ones on restore (ray-project/ray#41364: no public access to a restored run config); this
         # driver's live display and Ctrl-C go in their place
@@ -356,7 +202,7 @@ def _tune(
         restored.callbacks, restored.stop = callbacks, interrupt
     else:
         tuner = tune.Tuner(
-            trainable,
+            trainable_with,
             param_space=param_space,
             tune_config=tune.TuneConfig(
                 trial_name_creator=lambda t: job_trial(t.config).trial_id(),
@@ -378,35 +224,6 @@ def _tune(
     with progress, interrupt.catching():
         results = tuner.fit()
     return results, progress.trials
-
-
-class CtrlC(tune.Stopper):
-    """Ctrl-C ends the Tune run at the next turn of Tune's loop (``stop_all``), and ``catching`` then
-    raises KeyboardInterrupt, so the run can be resumed. The signal's own KeyboardInterrupt can land
-    in a callback from Ray's compiled code, which swallows it: seen once, a run that trained on after
-    Ctrl-C until its last epoch."""
-
-    def __init__(self):
-        self.pressed = False
-
-    def __call__(self, trial_id: str, result: dict) -> bool:
-        return False
-
-    def stop_all(self) -> bool:
-        return self.pressed
-
-    @contextlib.contextmanager
-    def catching(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():  # only there can Python take signals
-            yield
-            return
-        previous = signal.signal(signal.SIGINT, lambda *_: setattr(self, "pressed", True))
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        if self.pressed:
-            raise KeyboardInterrupt
 
 
 def fits(opts: RayOptions, threads: int, resources: dict[str, float] | None = None) -> int:
@@ -447,42 +264,6 @@ def _fetch(cfg: TrialConfig, run: RunDir, opts: RayOptions) -> None:
     done = run.record(cfg)
     if not (done and done.completed):
         Storage(opts.storage).get(Storage.trial(run.path.name, cfg), run.trial_dir(cfg), only=fetched)
-
-
-@contextlib.contextmanager
-def _placed(job: dict, cfg: TrialConfig, rank: int) -> Iterator[tuple[TrialConfig, Path, Callable[[], None]]]:
-    """Where a worker runs its trial: (its config, its directory, ``mirror``). Without a storage, the
-    trial's directory in the run directory, which every node mounts. With one, a directory on this
-    node's disk, filled first from storage with the trial's files so far (its epoch checkpoint) and
-    its teachers', mirrored back by ``mirror`` (after each epoch) and at the end, then removed; a
-    worker other than rank 0 mirrors only its log."""
-    if not job["storage"]:
-        trial_dir = RunDir(job["run_dir"]).trial_dir(cfg)
-        trial_dir.mkdir(parents=True, exist_ok=True)
-        yield cfg, trial_dir, lambda: None
-        return
-    store, scratch = Storage(job["storage"]), Path(tempfile.mkdtemp(prefix=f"harness-{cfg.trial_id()}-"))
-    cfg = replace(cfg, teacher_store=str(scratch / "teachers"))  # a location, not part of the trial id
-    for teacher in filter(None, (cfg.init_from, cfg.teacher)):
-        store.get(f"teachers/{teacher}", scratch / "teachers" / teacher)
-    trial_dir, rel = RunDir(scratch).trial_dir(cfg), Storage.trial(job["run_name"], cfg)
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    store.get(rel, trial_dir)
-    log_name = f"worker-{rank}.log"
-
-    def mirror() -> None:
-        if rank == 0:
-            store.put(trial_dir, rel)
-        else:
-            store.put(trial_dir / log_name, f"{rel}/{log_name}")
-
-    try:
-        yield cfg, trial_dir, mirror
-    finally:  # a failed trial's record too
-        try:
-            mirror()
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _default_label(cfg: TrialConfig) -> str:

@@ -9,10 +9,11 @@ distribution the objective shapes, when that is not P_x).
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +171,49 @@ def train_step(engine, objective: Objective, micro: list[dict[str, torch.Tensor]
     return loss, parts
 
 
+def _batch_on(device, train: Columns, rows: np.ndarray, teacher_logits: torch.Tensor | None) -> dict:
+    batch = train.collate(rows)
+    if teacher_logits is not None:
+        batch["teacher_logits"] = teacher_logits[batch["idx"]]
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def _rng_state() -> tuple:
+    """Torch's CPU and CUDA generator states (``_set_rng_state`` puts them back)."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+
+
+def _set_rng_state(state: tuple) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state_all(state[1])
+
+
+def _halve_micro_batch(engine, cfg: TrialConfig, lr: float, total: int, accum: int, workers: int, notes: list):
+    """After an out-of-memory error at the first step, before any update: a new engine with half the
+    micro-batch and twice the accumulation steps, so the same global batch (--batch-size) and the
+    same update; said in the record's notes. Refused with several workers (the others would wait in
+    their all-reduce), under ZeRO-3 (the parameters are partitioned) and at a micro-batch of 1."""
+    micro = cfg.batch_size // (workers * accum)
+    if workers > 1 or cfg.zero_stage == 3 or micro % 2 or engine.global_steps:
+        raise TrialFailed(
+            f"out of memory at the first step with micro-batch {micro}; use --grad-accum {2 * accum} "
+            f"(or more) or --gradient-checkpointing"
+        )
+    module = engine.module
+    module.zero_grad(set_to_none=True)
+    engine.destroy()
+    del engine
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    notes.append(
+        f"out of memory at the first step with micro-batch {micro}: trained with micro-batch {micro // 2} x "
+        f"{2 * accum} accumulation steps instead, the same global batch of {cfg.batch_size}"
+    )
+    return ds_engine.build(module, replace(cfg, grad_accum=2 * accum), lr, total), 2 * accum
+
+
 def train_pass(engine, split: Columns, objective: Objective, batch_size: int, tap: _FeatureTap | None) -> None:
     """Eval-mode pass over the training data for objectives that ask for one (``wants_train_pass``)."""
     engine.eval()
@@ -225,8 +269,7 @@ def fit(
     result = FitResult()
     step, first_epoch = 0, 0
     best: tuple[int, dict] | None = None  # (epoch, weights) for --save-model best
-    keep = trial_dir is not None and checkpoint.supported(engine)
-    save = keep and rank == 0
+    keep = trial_dir is not None
     damaged = checkpoint.discard_damaged(trial_dir) if keep and rank == 0 else None
     result.notes += [damaged] if damaged else []
     if keep and workers > 1:  # every rank loads what rank 0 left in place
@@ -242,6 +285,7 @@ def fit(
         result.epochs, result.train_time_s, result.train_samples = saved["epochs"], saved["time"], saved["samples"]
     elif objective.wants_train_pass:
         train_pass(engine, train, objective, 2 * cfg.batch_size, tap)
+    steps_before = step  # an out-of-memory error at this process's first step halves the micro-batch
     for epoch in range(first_epoch, cfg.epochs):
         engine.train()
         started = time.perf_counter()
@@ -249,19 +293,30 @@ def fit(
         for rows in train_batches(train.lengths, cfg.batch_size, rng):
             if len(rows) < workers:  # a last global batch too small to give every rank an example
                 continue
-            micro = []
-            for part in np.array_split(rows[rank::workers], accum):  # each padded to its own longest
-                batch = train.collate(part)
-                if teacher_logits is not None:
-                    batch["teacher_logits"] = teacher_logits[batch["idx"]]
-                micro.append({k: v.to(engine.device) for k, v in batch.items()})
-            try:
-                loss, parts = train_step(engine, objective, micro, tap)
-            except TrialFailed as exc:
-                raise TrialFailed(
-                    f"{exc} at epoch {epoch + 1}, step {step + 1}; lower the learning rate or check the "
-                    f"objective's hyper-parameters"
-                ) from None
+            while True:  # more than once only after an out-of-memory error at the first step
+                rng_state = _rng_state() if step == steps_before else None
+                with record_function("harness.collate"):  # each micro-batch padded to its own longest
+                    micro = [
+                        _batch_on(engine.device, train, part, teacher_logits)
+                        for part in np.array_split(rows[rank::workers], accum)
+                    ]
+                try:
+                    loss, parts = train_step(engine, objective, micro, tap)
+                    break
+                except torch.OutOfMemoryError:
+                    if step > steps_before:
+                        raise TrialFailed(
+                            f"out of memory at epoch {epoch + 1}, step {step + 1}, micro-batch "
+                            f"{len(micro[0]['labels'])}; use --grad-accum {2 * accum} or --gradient-checkpointing"
+                        ) from None
+                    del micro
+                    engine, accum = _halve_micro_batch(engine, cfg, lr, total, accum, workers, result.notes)
+                    _set_rng_state(rng_state)  # the retried step draws the dropout masks the first try drew
+                except TrialFailed as exc:  # a non-finite loss
+                    raise TrialFailed(
+                        f"{exc} at epoch {epoch + 1}, step {step + 1}; lower the learning rate or check the "
+                        f"objective's hyper-parameters"
+                    ) from None
             if workers > 1:  # log the global batch's loss, as one worker would
                 loss, parts = _mean_over_ranks(loss, parts)
             step += 1
@@ -289,7 +344,7 @@ def fit(
             score = record[next(iter(devs))][task.primary]
             if best is None or score > result.epochs[best[0] - 1][next(iter(devs))][task.primary]:
                 best = (epoch + 1, {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()})
-        if save and epoch + 1 < cfg.epochs:
+        if keep and epoch + 1 < cfg.epochs:
             state = {
                 "epoch": epoch + 1,
                 "step": step,
@@ -297,7 +352,7 @@ def fit(
                 "time": result.train_time_s,
                 "samples": result.train_samples,
             }
-            checkpoint.save(trial_dir, engine, objective, rng, state)
+            checkpoint.save(trial_dir, engine, objective, rng, state, rank)
         progress({"event": "epoch", "primary": task.primary, **record})
     result.final = {name: result.epochs[-1][name] for name in devs}
     result.kept_epoch = len(result.epochs)

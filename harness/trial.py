@@ -26,10 +26,12 @@ from harness.data import tokenize
 from harness.engine import world
 from harness.errors import HarnessError, TrialFailed
 from harness.files import resolve_suite, text_columns
-from harness.models import resolve
+from harness.models import loading_in, resolve
 from harness.record import TrialRecord
 from harness.results import PREDICTIONS, git_commit, node, versions, write_predictions
 from harness.trainer import Progress, fit
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # --model-dtype
 
 DEFAULT_LR = 2e-5
 
@@ -95,13 +97,14 @@ def _run_trial(cfg: TrialConfig, trial_dir: str | Path, progress: Progress, plug
             torch.set_num_threads(cfg.threads)
         set_seed(cfg.seed)
         data = suite.load(task, Path(cfg.data_dir) if cfg.data_dir else None)
-        tokenizer, model = spec.load(task.num_labels)
+        with loading_in(DTYPES[cfg.model_dtype or "fp32"]):
+            tokenizer, model = spec.load(task.num_labels)
         store = Path(cfg.teacher_store) if cfg.teacher_store else None
         arm = objective_cls.label(objective.hp)
         if cfg.init_from:  # a later teacher stage: named after the stages it continues, e.g. ce→cmi_max
             arm = f"{teachers.load_weights(store, cfg.init_from, model)}→{arm}"
-        if cfg.model_dtype:  # after a teacher's weights, which are stored in fp32
-            model = model.to({"bf16": torch.bfloat16, "fp16": torch.float16}[cfg.model_dtype])
+        if cfg.model_dtype:  # after a teacher's weights (stored in fp32), and for a spec that loads otherwise
+            model = model.to(DTYPES[cfg.model_dtype])
         model = lora.apply(model, cfg.peft)  # after a teacher's weights: adapters on the continued model
         record.trainable_parameters, record.total_parameters = lora.parameters(model)
         tokenized = tokenize(

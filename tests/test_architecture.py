@@ -21,7 +21,9 @@ ORDER = [
     "predict",
     "options",  # defaults < YAML < command line, checked once
     "planner",  # options -> trial configs
-    "ray_executor",  # executors
+    "ray_executor",  # executors: the Ray driver,
+    "ray_callbacks",
+    "ray_trial",  # what runs inside a Tune trial
     "runner",
     "live",
     "render",  # the report

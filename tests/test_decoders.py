@@ -83,3 +83,22 @@ def test_features_are_read_where_the_model_pools_so_the_head_of_them_is_the_logi
         out = _forward(model, batch, tap)
         head = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 2][-1]
         assert torch.allclose(head(out.features), out.logits, atol=1e-5)
+
+
+def test_weights_load_in_the_dtype_asked_for_whatever_the_checkpoint_was_saved_in(decoders, tmp_path):
+    """LLM checkpoints ship in bf16 and transformers 5 keeps a checkpoint's dtype by default: unasked,
+    the weights must still be the fp32 the record states; with --model-dtype bf16 they load as bf16."""
+    import shutil
+
+    from harness.models import loading_in, pretrained
+
+    saved = tmp_path / "bf16-llama"
+    shutil.copytree(decoders["llama"], saved)
+    _, model = pretrained(saved, "").load(2)
+    model.to(torch.bfloat16).save_pretrained(saved)
+    assert json.loads((saved / "config.json").read_text())["dtype"] == "bfloat16"
+    _, plain = pretrained(saved, "").load(2)
+    assert {p.dtype for p in plain.parameters()} == {torch.float32}
+    with loading_in(torch.bfloat16):
+        _, half = pretrained(saved, "").load(2)
+    assert {p.dtype for p in half.parameters()} == {torch.bfloat16}

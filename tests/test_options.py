@@ -161,3 +161,25 @@ def test_ray_runs_as_many_trials_at_once_as_fit():
     assert fits(RayOptions(workers=2), threads=4, resources={"CPU": 3.0}) == 1  # at least one
     assert fits(RayOptions(gpus=1), threads=1, resources={"CPU": 16.0, "GPU": 2.0}) == 2
     assert fits(RayOptions(gpus=0.5), threads=2, resources={"CPU": 16.0, "GPU": 1.0}) == 2
+
+
+@pytest.mark.parametrize("command", ["run", "tune"])
+def test_every_flag_with_a_default_states_it_in_its_help_from_the_options_dataclass(command):
+    """Defaults live in harness.options alone: the help reads them, so they cannot drift apart."""
+    import dataclasses
+
+    from harness.arguments import shown
+    from harness.cli import build_parser
+    from harness.options import Options, default
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    fields = {f.name for f in dataclasses.fields(Options)}
+    checked = 0
+    for action in sub._actions:
+        value = default(action.dest, command) if action.dest in fields else None
+        if value in (None, False, [], {}) or action.dest in ("executor",):  # executor: from the environment
+            continue
+        assert f"default: {shown(value)}" in action.help, (action.dest, action.help)
+        checked += 1
+    assert checked >= 12

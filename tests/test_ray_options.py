@@ -31,3 +31,13 @@ def test_a_dashboard_without_its_packages_is_refused_in_one_line(cli, tmp_path):
     code, _, err = cli("run", "--executor", "ray", "--dashboard", "--output-dir", str(tmp_path))
     assert code == 2 and "--dashboard needs Ray's dashboard packages: pip install 'ray[default]'" in err
     assert not any(tmp_path.iterdir())
+
+
+def test_tune_state_saved_before_the_driver_split_still_finds_its_trainable():
+    """Tune pickles the trainable by reference into a run's saved state (`harness tune --resume` restores
+    it); runs saved before the Ray driver and the trial code were split name harness.ray_executor._trainable."""
+    import pickle
+
+    from harness.ray_trial import trainable
+
+    assert pickle.loads(b"charness.ray_executor\n_trainable\n.") is trainable

@@ -177,7 +177,7 @@ def test_a_kill_at_a_random_moment_of_a_checkpoint_write_never_costs_a_number(
 
     config, straight, _ = interrupted
     rng = random.Random(fault_seed)
-    victim, calls = rng.randrange(3 * 2), []  # one of the 3 tensor files of one of the 2 epoch saves
+    victim, calls = rng.randrange(4 * 2), []  # one of the 4 tensor files of one of the 2 epoch saves
     real_save = checkpoint.save_file
 
     def dying_save(tensors, path):
@@ -196,3 +196,29 @@ def test_a_kill_at_a_random_moment_of_a_checkpoint_write_never_costs_a_number(
     record = run_trial(config, tmp_path / "trial", plugins=loaded)
     assert record.completed and record.epochs == straight.epochs
     assert not list((tmp_path / "trial").glob(".checkpoint-*"))  # the half-written save is gone
+
+
+@pytest.mark.parametrize("stage", [1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)])
+def test_a_zero_trial_resumes_from_deepspeeds_own_checkpoint_to_the_same_numbers(loaded, tmp_path, stage):
+    """Under ZeRO the optimizer state is DeepSpeed's (partitioned): the checkpoint holds DeepSpeed's own
+    files, each checked against its SHA-256 before it is loaded; a damaged one restarts the trial."""
+    plan = make_plan(loaded, "smoke", ["nli"], ["cmi_min"], "tiny", [3], check_model=False, epochs=3,
+                     zero_stage=stage, **SMALL_DATA)  # fmt: skip
+    config = plan.trials[0]
+    straight = run_trial(config, tmp_path / "straight", plugins=loaded)
+
+    def stop_in_third_epoch(event):
+        if event["event"] == "step" and event["epoch"] == 3:
+            raise Interrupt
+
+    for name in ("resumed", "damaged"):
+        with pytest.raises(Interrupt):
+            run_trial(config, tmp_path / name, stop_in_third_epoch, plugins=loaded)
+    shards = sorted((tmp_path / "resumed" / "checkpoint" / "deepspeed").rglob("*optim_states.pt"))
+    assert shards and not (tmp_path / "resumed" / "checkpoint" / "optimizer.safetensors").exists()
+    _flip(sorted((tmp_path / "damaged" / "checkpoint" / "deepspeed").rglob("*optim_states.pt"))[0])
+    for name, epochs in (("resumed", {3}), ("damaged", {1, 2, 3})):
+        seen = []
+        record = run_trial(config, tmp_path / name, lambda e, seen=seen: seen.append(e.get("epoch")), plugins=loaded)
+        assert set(seen) == epochs and record.completed
+        assert record.epochs == straight.epochs
