@@ -3,8 +3,14 @@
 # DeepSpeed loop in bf16 on a BERT-base-shaped model must learn, and its samples/s is printed
 # against a Hugging Face Trainer on the same GPU. Needs cmi-harness installed (from carried
 # wheels: pip install --no-index --find-links WHEELS -e .); no Hub, no download.
-# `--dry` runs the same on the CPU with a tiny model (the tests do).
+# Then the decoder memory check: peak training memory of a Llama-shaped decoder, full and LoRA,
+# against a Trainer (+ PEFT) on the same GPU (benchmarks/memory.py, about a minute).
+# `--dry` runs the first part on the CPU with a tiny model (the tests do; memory.py has its own
+# dry test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-exec timeout 600 "$PY" benchmarks/gpu_check.py "$@"
+timeout 600 "$PY" benchmarks/gpu_check.py "$@"
+if [ "${1:-}" != "--dry" ]; then
+    timeout 300 "$PY" benchmarks/memory.py
+fi

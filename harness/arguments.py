@@ -164,3 +164,41 @@ def fill_defaults(p: argparse.ArgumentParser, command: str) -> None:
 
 def shown(value) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def predict_options(p: argparse.ArgumentParser) -> None:
+    """``harness predict``: a kept model on a data file."""
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="a kept model: RUN_DIR/trials/TRIAL_ID/model")
+    p.add_argument("--file", required=True, help="rows to predict (.csv, .tsv, .json(l), .parquet)")
+    p.add_argument("--output", required=True, help="where to write (.csv, .tsv, .jsonl, .parquet)")
+    p.add_argument("--text-columns", type=converter("text_columns"), metavar="A[,B]", help="default: the model's")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--glue",
+        action="store_true",
+        help="FILE is a GLUE test.tsv: write GLUE's submission format (index, prediction)",
+    )
+
+
+def eval_options(p: argparse.ArgumentParser) -> None:
+    """``harness eval``: a kept model scored on a dev set."""
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="a kept model: RUN_DIR/trials/TRIAL_ID/model")
+    for flag, kw in (
+        ("--suite", {"default": default("suite"), "help": f"suite of the task (default: {default('suite')})"}),
+        ("--tasks", {"type": converter("tasks"), "help": "the one task to score"}),
+        ("--data-dir", {"help": "local GLUE copy (default: $HARNESS_GLUE_DIR, else the Hub)"}),
+        ("--train-file", {"metavar": "FILE", "help": "the training file of your task (its classes)"}),
+        ("--validation-file", {"metavar": "FILE", "help": "the file to score"}),
+        ("--text-columns", {"type": converter("text_columns"), "metavar": "A[,B]"}),
+        ("--label-column", {"metavar": "C"}),
+        ("--max-dev-samples", {"type": converter("max_dev_samples")}),
+        (
+            "--output-dir",
+            {
+                "default": default("output_dir"),
+                "help": f"the record goes to OUTPUT_DIR/TIME-eval/ (default: {default('output_dir')})",
+            },
+        ),
+        ("--batch-size", {"type": int, "default": 64}),
+    ):
+        p.add_argument(flag, **kw)

@@ -9,8 +9,8 @@ import sys
 from rich.console import Console
 from rich.markup import escape
 
-from harness import options
-from harness.arguments import fill_defaults, ray_options, trial_options
+from harness import converters, options
+from harness.arguments import eval_options, fill_defaults, predict_options, ray_options, trial_options
 from harness.errors import HarnessError
 from harness.options import converter
 
@@ -67,7 +67,7 @@ def build_parser() -> Parser:
     r.add_argument(
         "--setting",
         action="append",
-        type=options.setting,
+        type=converters.setting,
         metavar="MODEL=OBJ,...[@TEACHER]",
         help="a model with its objectives (and teacher), repeatable, instead of --model/--objectives/"
         "--teacher-model; e.g. --setting minilm-l6=ce,cmi_min --setting minilm-l6:half=ce,kd@minilm-l6",
@@ -163,7 +163,7 @@ def build_parser() -> Parser:
         help="two one-sided tests: is every difference within +-POINTS of the metric? (default: 1)",
     )
     rp.add_argument(
-        "--formats", type=options.words("formats"), help="reporters to use (default: all; see `harness list`)"
+        "--formats", type=converters.words("formats"), help="reporters to use (default: all; see `harness list`)"
     )
 
     pr = sub.add_parser(
@@ -171,36 +171,14 @@ def build_parser() -> Parser:
         help="predict labels of a data file with a kept model (`harness run --save-model last`)",
         description="One output row per input row: its id, the predicted label and every class's probability.",
     )
-    pr.add_argument("model_dir", metavar="MODEL_DIR", help="a kept model: RUN_DIR/trials/TRIAL_ID/model")
-    pr.add_argument("--file", required=True, help="rows to predict (.csv, .tsv, .json(l), .parquet)")
-    pr.add_argument("--output", required=True, help="where to write (.csv, .tsv, .jsonl, .parquet)")
-    pr.add_argument("--text-columns", type=converter("text_columns"), metavar="A[,B]", help="default: the model's")
-    pr.add_argument("--batch-size", type=int, default=64)
-    pr.add_argument(
-        "--glue",
-        action="store_true",
-        help="FILE is a GLUE test.tsv: write GLUE's submission format (index, prediction)",
-    )
+    predict_options(pr)
     ev = sub.add_parser(
         "eval",
         help="score a kept model on a dev set: metrics and CMI, as a record `harness report` reads",
         description="The same evaluation a trial runs, on --validation-file (with --train-file, which fixes the "
         "classes) or a suite's task (--suite, --tasks, --data-dir).",
     )
-    ev.add_argument("model_dir", metavar="MODEL_DIR", help="a kept model: RUN_DIR/trials/TRIAL_ID/model")
-    for flag, kw in (
-        ("--suite", {"default": "smoke", "help": "suite of the task (default: smoke)"}),
-        ("--tasks", {"type": converter("tasks"), "help": "the one task to score"}),
-        ("--data-dir", {"help": "local GLUE copy (default: $HARNESS_GLUE_DIR, else the Hub)"}),
-        ("--train-file", {"metavar": "FILE", "help": "the training file of your task (its classes)"}),
-        ("--validation-file", {"metavar": "FILE", "help": "the file to score"}),
-        ("--text-columns", {"type": converter("text_columns"), "metavar": "A[,B]"}),
-        ("--label-column", {"metavar": "C"}),
-        ("--max-dev-samples", {"type": converter("max_dev_samples")}),
-        ("--output-dir", {"default": "runs", "help": "the record goes to OUTPUT_DIR/TIME-eval/ (default: runs)"}),
-        ("--batch-size", {"type": int, "default": 64}),
-    ):
-        ev.add_argument(flag, **kw)
+    eval_options(ev)
     ls = sub.add_parser("list", help="show registered objectives, models, suites and reporters")
     ls.add_argument("--details", metavar="NAME", help="hyper-parameters of an objective, or tasks of a suite")
     env = sub.add_parser("env", help="show versions, devices and the data cache")

@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import datasets
 import numpy as np
@@ -70,7 +71,7 @@ def tokenize(
     """Tokenized splits with columns input_ids, token_type_ids (if the model uses them), label, idx, length;
     ``max_train``/``max_dev``: fixed subsamples of the train and dev splits (the same for every trial);
     ``dev_from_train``: that many training rows held out as the dev set first (``hold_out``)."""
-    sizes = [max_train] if max_dev is None else [max_train, max_dev]  # cache keys of earlier runs stay valid
+    sizes: list[Any] = [max_train] if max_dev is None else [max_train, max_dev]  # earlier runs' cache keys stay
     sizes += [] if dev_from_train is None else [{"dev_from_train": dev_from_train}]
     key = hashlib.sha256(
         json.dumps([tokenizer_fingerprint(tok), task.name, data.fingerprint, max_len, *sizes]).encode()

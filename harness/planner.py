@@ -54,7 +54,7 @@ def task_settings(given: dict[str, dict[str, Any]], tasks: list[str]) -> dict[st
                 if name == "seeds":
                     parsed = [int(str(v)) for v in (value if isinstance(value, list) else str(value).split("+"))]
                 else:
-                    parsed = kind(str(value))
+                    parsed = kind(str(value))  # type: ignore[assignment]
             except ValueError:
                 raise HarnessError(
                     f"--task-args {item!r}: {value!r} is not a {'number' if kind is float else 'whole number'}"
@@ -98,7 +98,8 @@ def make_plan(
     if not seeds:
         raise HarnessError("--seeds is empty; give at least one integer seed, e.g. --seeds 1,2,3")
     for flag, values in (("--tasks", tasks or []), ("--objectives", objectives), ("--seeds", seeds)):
-        twice = sorted({str(v) for v in values if values.count(v) > 1})
+        texts = [str(v) for v in values]
+        twice = sorted({v for v in texts if texts.count(v) > 1})
         if twice:
             raise HarnessError(f"{flag} lists {', '.join(twice)} more than once; give each value once")
     per_task = task_settings(task_args or {}, [t.name for t in suite_obj.tasks])
@@ -147,7 +148,7 @@ def make_plan(
                     cfg = TrialConfig(
                         **{**common, "epochs": stage.epochs or common.get("epochs", 3)},
                         objective=stage.objective,
-                        model=teacher_model,
+                        model=teacher_model,  # type: ignore[arg-type]  # set: needs_teacher was checked
                         objective_args=args,
                         save_teacher=True,
                         init_from=previous,

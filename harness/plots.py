@@ -68,7 +68,7 @@ def _per_task(df: pd.DataFrame, title: str, xlabel: str, draw, palette: dict[str
         ax.set_xlabel(xlabel)
         ax.set_ylabel("dev metric (%)")
         ax.grid(alpha=0.3)
-    legend = {}  # every objective once, whichever panels it appears in
+    legend: dict = {}  # every objective once, whichever panels it appears in
     for ax in axes:
         legend.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
     fig.legend(legend.values(), legend.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)

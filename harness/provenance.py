@@ -54,7 +54,7 @@ def load(data_dir: Path) -> dict[str, dict[str, dict[str, Any]]]:
                 )
             for key, kind in KEYS.items():
                 value = entry.get(key)
-                if key in entry and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+                if key in entry and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):  # type: ignore[arg-type]
                     raise HarnessError(
                         f"{where}: {key} {value!r} is not a {getattr(kind, '__name__', 'number or null')}"
                     )

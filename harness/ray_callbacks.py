@@ -25,7 +25,7 @@ class ReleaseResources(tune.Callback):
     wait for them forever (seen: a search stuck after its first two trials). The group is known
     from what the trial reported to Tune (its workers' ``placement_group``), not from its files."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.groups: dict[str, str] = {}  # Tune trial id -> its workers' placement group
 
     def on_trial_result(self, iteration, trials, trial, result, **info):

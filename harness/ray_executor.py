@@ -123,7 +123,7 @@ def ray_session(run: RunDir, opts: RayOptions, plugins: tuple[str, ...]) -> Iter
     # With several workers per trial a local Ray gets one logical CPU more than the machine has:
     # each Tune trial's driver holds 0.01 CPU while it only waits for its workers.
     cpus = (os.cpu_count() or 1) + (opts.workers > 1)
-    local = {"num_cpus": cpus, "include_dashboard": opts.dashboard, "dashboard_host": "127.0.0.1"}
+    local: dict[str, Any] = {"num_cpus": cpus, "include_dashboard": opts.dashboard, "dashboard_host": "127.0.0.1"}
     if opts.address:
         check_address(opts.address)
     run.path.mkdir(parents=True, exist_ok=True)
@@ -198,7 +198,7 @@ def _tune(
         # Tune pickled the first driver's callbacks and stopper with the experiment and takes no new
         # ones on restore (ray-project/ray#41364: no public access to a restored run config); this
         # driver's live display and Ctrl-C go in their place
-        restored = tuner._local_tuner.get_run_config()
+        restored = tuner._local_tuner.get_run_config()  # type: ignore[union-attr]
         restored.callbacks, restored.stop = callbacks, interrupt
     else:
         tuner = tune.Tuner(

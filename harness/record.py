@@ -99,11 +99,11 @@ class TrialRecord:
     @property
     def headline(self) -> dict[str, float]:
         """The final dev metrics of the headline split."""
-        return self.final[self.headline_split]
+        return (self.final or {})[self.headline_split]
 
     def score(self, metric: str | None = None) -> float:
         """A final dev metric of the headline split (default: the task's primary metric), in [0, 1]."""
-        return self.headline[metric or self.primary_metric]
+        return self.headline[metric or self.primary_metric or ""]
 
     @staticmethod
     def dev_of(epoch: dict) -> tuple[str, dict[str, float]]:

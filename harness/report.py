@@ -105,7 +105,7 @@ def score_frame(records: list[TrialRecord]) -> pd.DataFrame:
     """One row per (completed trial, dev split, GLUE metric)."""
     rows = []
     for r in completed(records):
-        for i, (split, m) in enumerate(r.final.items()):
+        for i, (split, m) in enumerate((r.final or {}).items()):
             for metric in (k for k in m if k in GLUE_METRICS):
                 rows.append(
                     {
@@ -150,7 +150,7 @@ def chance_and_learned(records: list[TrialRecord], preds: dict[str, dict]) -> tu
         if p is None:
             verdicts.append({**key_of(r), "learned": None})
             continue
-        for split, m in r.final.items():
+        for split, m in (r.final or {}).items():
             if (c.suite, c.task, split) in checkers or split not in p:
                 continue
             labels, k = p[split]["labels"], p[split]["probs"].shape[1]
@@ -172,7 +172,7 @@ def chance_and_learned(records: list[TrialRecord], preds: dict[str, dict]) -> tu
                 )
         split = r.headline_split
         check = checkers.get((c.suite, c.task, split))
-        ok = check.learned(r.primary_metric, p[split]["probs"].argmax(1)) if check else None
+        ok = check.learned(r.primary_metric or "", p[split]["probs"].argmax(1)) if check else None
         verdicts.append({**key_of(r), "learned": ok})
     cols = ["suite", "task", "split", "metric", "row", "chance", "constant", "n_examples"]
     per_trial = pd.DataFrame(verdicts, columns=[*KEY, "learned"])
@@ -245,13 +245,13 @@ def data_table(records: list[TrialRecord], results: pd.DataFrame) -> pd.DataFram
         seen.add((c.suite, c.task))
         d = r.data or {}  # records before schema 2 say nothing of their data
         official = d.get("official_rows", {})
-        used = sorted(
+        used: list[int] = sorted(
             {
                 (x.data or {}).get("train_examples")
                 for x in completed(records)
                 if (x.config.suite, x.config.task) == (c.suite, c.task)
             }
-            - {None}
+            - {None}  # type: ignore[arg-type]
         )
         available = d.get("train_rows")
         train = f"{' / '.join(f'{u:,}' for u in used) or '?'} used of " + _rows_text(available, official.get("train"))
@@ -264,8 +264,8 @@ def data_table(records: list[TrialRecord], results: pd.DataFrame) -> pd.DataFram
             dev.append(f"{d['dev_from_train']:,} rows held out from the training data (not an official dev split)")
         for split, n in ({} if d.get("dev_from_train") else d.get("dev_examples", {})).items():
             available = d.get("dev_rows", {}).get(split, n)
-            used = "" if available == n else f"{n:,} used (a fixed sample) of "
-            dev.append(f"{split}: {used}{_rows_text(available, official.get(split))}{_provenance(sources.get(split))}")
+            part = "" if available == n else f"{n:,} used (a fixed sample) of "
+            dev.append(f"{split}: {part}{_rows_text(available, official.get(split))}{_provenance(sources.get(split))}")
         dev += [f"{split}: missing, not evaluated" for split in d.get("missing_splits", [])]
         task_rows = results[(results["suite"] == c.suite) & (results["task"] == c.task)]
         parts = list(dict.fromkeys(task_rows["row"]))
@@ -285,7 +285,7 @@ def curves_table(records: list[TrialRecord]) -> pd.DataFrame:
     rows = []
     for r in completed(records):
         split = r.headline_split
-        for e in r.epochs:
+        for e in r.epochs or []:
             rows.append(
                 {
                     **key_of(r),

@@ -197,6 +197,7 @@ class RunDir:
     def trial_dir(self, cfg: TrialConfig) -> Path:
         """Teachers live in the shared teacher store, so later runs reuse them; others in the run."""
         if cfg.save_teacher:
+            assert cfg.teacher_store, "the planner gives every teacher stage its store"
             return Path(cfg.teacher_store) / cfg.trial_id()
         return self._in_run(cfg)
 

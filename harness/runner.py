@@ -63,6 +63,7 @@ def run_local(
                 if record.status == Status.FAILED and attempt < retries:
                     log.warning("%s failed (%s); retrying", tid, record.error)
                     record = None
+            assert record is not None  # the last attempt's, whatever its status
             by_id[tid] = record
             run.finish(cfg)
             bar.remove_task(current)

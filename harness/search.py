@@ -79,7 +79,7 @@ def parse_dimension(key: str, spec: Any, where: str = "--search") -> Dimension:
         lo, hi = (number(b) for b in bounds) if len(bounds) == 2 else (None, None)
     except ValueError:
         lo = hi = None
-    if lo is None or not (math.isfinite(lo) and math.isfinite(hi)):
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
         raise HarnessError(f"{shown}: {kind} needs two {number.__name__} bounds LO:HI, e.g. {key}={kind}:1:4")
     if not lo < hi:
         raise HarnessError(f"{shown}: LO must be below HI")

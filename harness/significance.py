@@ -169,7 +169,7 @@ def compare(
     ids_b = list(seeds_b) if seeds_b is not None else [("b", i) for i in range(nb)]
     paired = seeds_a is not None and seeds_b is not None and na > 1 and sorted(seeds_a) == sorted(seeds_b)
     if paired:
-        order_b = [list(seeds_b).index(s) for s in seeds_a]
+        order_b = [ids_b.index(s) for s in ids_a]  # type: ignore[arg-type]  # paired: both are seeds
         d = a - b[order_b]
         observed = float(d.var(ddof=1) / na)
         v_seed = max(observed, _seed_floor(ra - rb[order_b], ids_a) / na)

@@ -40,7 +40,9 @@ def save_outputs(trial_dir: Path, model: torch.nn.Module, train: Columns, batch_
     save_file({"logits": torch.from_numpy(logits).float(), "idx": torch.from_numpy(train.idx)}, str(trial_dir / LOGITS))
 
 
-def _completed(store: Path, teacher_id: str) -> tuple[Path, TrialRecord]:
+def _completed(store: Path | None, teacher_id: str) -> tuple[Path, TrialRecord]:
+    if store is None:
+        raise TrialFailed(f"teacher {teacher_id}: this trial has no teacher store (its config lacks teacher_store)")
     path = store / teacher_id
     record = TrialRecord.load(path)
     if record is None or not record.completed:
@@ -48,7 +50,7 @@ def _completed(store: Path, teacher_id: str) -> tuple[Path, TrialRecord]:
     return path, record
 
 
-def load_weights(store: Path, teacher_id: str, model: torch.nn.Module) -> str:
+def load_weights(store: Path | None, teacher_id: str, model: torch.nn.Module) -> str:
     """Loads the teacher's weights into ``model``; returns the teacher's label (its ``arm``)."""
     path, record = _completed(store, teacher_id)
     missing, unexpected = model.load_state_dict(load_file(str(path / WEIGHTS)), strict=False)
@@ -59,7 +61,7 @@ def load_weights(store: Path, teacher_id: str, model: torch.nn.Module) -> str:
     return record.arm or record.config.objective
 
 
-def load_logits(store: Path, teacher_id: str, task: Task, train: Columns) -> torch.Tensor:
+def load_logits(store: Path | None, teacher_id: str, task: Task, train: Columns) -> torch.Tensor:
     """The teacher's train logits as a table indexed by example id; refuses a different label space."""
     path, record = _completed(store, teacher_id)
     names = tuple(record.label_names or ())

@@ -62,7 +62,7 @@ class Guarded:
     called again."""
 
     def __init__(self, name: str, start: Callable[[], Run]):
-        self.name, self.error = name, None
+        self.name, self.error = name, None  # type: str, str | None
         self.run = self._call(start)
 
     def _call(self, fn: Callable, *args) -> Any:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -165,8 +166,9 @@ def train_step(engine, objective: Objective, micro: list[dict[str, torch.Tensor]
         n = sum(size for size, _, _ in losses)
         loss = sum(size * value for size, value, _ in losses) / n
         parts = {k: sum(size * p[k] for size, _, p in losses) / n for k in losses[0][2]}
-        cat = lambda xs: None if xs[0] is None else torch.cat(xs)  # noqa: E731
-        outs = [Outputs(*(cat([getattr(o, f) for o in outs]) for f in ("logits", "labels", "idx", "features")))]
+        features = None if outs[0].features is None else torch.cat([o.features for o in outs])  # type: ignore[misc]
+        logits, labels, idx = (torch.cat([getattr(o, f) for o in outs]) for f in ("logits", "labels", "idx"))
+        outs = [Outputs(logits, labels, idx, features)]
     objective.on_step_end(outs[0])
     return loss, parts
 
@@ -260,105 +262,109 @@ def fit(
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     if cfg.gradient_checkpointing:  # recompute activations in backward: memory for time
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})  # type: ignore[operator]
     engine = ds_engine.build(model, cfg, lr, total)
-    rank, workers = ds_engine.world()
-    accum = cfg.grad_accum or 1
-    tap = _FeatureTap(engine.module) if "features" in objective.needs or cfg.feature_cmi_temperature else None
-    shape = measured_space(objective, cfg.feature_cmi_temperature)
-    result = FitResult()
-    step, first_epoch = 0, 0
-    best: tuple[int, dict] | None = None  # (epoch, weights) for --save-model best
-    keep = trial_dir is not None
-    damaged = checkpoint.discard_damaged(trial_dir) if keep and rank == 0 else None
-    result.notes += [damaged] if damaged else []
-    if keep and workers > 1:  # every rank loads what rank 0 left in place
-        torch.distributed.barrier()
-    saved = checkpoint.load(trial_dir, engine, objective, rng) if keep else None
-    if saved:
-        step, first_epoch = saved["step"], saved["epoch"]
-        if cfg.save_model == "best":
-            result.notes.append(
-                f"resumed after epoch {first_epoch}: the kept model is the best of epochs {first_epoch + 1}-"
-                f"{cfg.epochs} (earlier epochs' weights were not kept across the interruption)"
-            )
-        result.epochs, result.train_time_s, result.train_samples = saved["epochs"], saved["time"], saved["samples"]
-    elif objective.wants_train_pass:
-        train_pass(engine, train, objective, 2 * cfg.batch_size, tap)
-    steps_before = step  # an out-of-memory error at this process's first step halves the micro-batch
-    for epoch in range(first_epoch, cfg.epochs):
-        engine.train()
-        started = time.perf_counter()
-        loss_sum, parts_sum = 0.0, {}
-        for rows in train_batches(train.lengths, cfg.batch_size, rng):
-            if len(rows) < workers:  # a last global batch too small to give every rank an example
-                continue
-            while True:  # more than once only after an out-of-memory error at the first step
-                rng_state = _rng_state() if step == steps_before else None
-                with record_function("harness.collate"):  # each micro-batch padded to its own longest
-                    micro = [
-                        _batch_on(engine.device, train, part, teacher_logits)
-                        for part in np.array_split(rows[rank::workers], accum)
-                    ]
-                try:
-                    loss, parts = train_step(engine, objective, micro, tap)
-                    break
-                except torch.OutOfMemoryError:
-                    if step > steps_before:
-                        raise TrialFailed(
-                            f"out of memory at epoch {epoch + 1}, step {step + 1}, micro-batch "
-                            f"{len(micro[0]['labels'])}; use --grad-accum {2 * accum} or --gradient-checkpointing"
-                        ) from None
-                    del micro
-                    engine, accum = _halve_micro_batch(engine, cfg, lr, total, accum, workers, result.notes)
-                    _set_rng_state(rng_state)  # the retried step draws the dropout masks the first try drew
-                except TrialFailed as exc:  # a non-finite loss
-                    raise TrialFailed(
-                        f"{exc} at epoch {epoch + 1}, step {step + 1}; lower the learning rate or check the "
-                        f"objective's hyper-parameters"
-                    ) from None
-            if workers > 1:  # log the global batch's loss, as one worker would
-                loss, parts = _mean_over_ranks(loss, parts)
-            step += 1
-            loss_sum += loss
-            for k, v in parts.items():
-                parts_sum[k] = parts_sum.get(k, 0.0) + v
-            progress({"event": "step", "step": step, "total_steps": total, "epoch": epoch + 1, "loss": loss})
-        if objective.wants_train_pass:
+    try:
+        rank, workers = ds_engine.world()
+        accum = cfg.grad_accum or 1
+        tap = _FeatureTap(engine.module) if "features" in objective.needs or cfg.feature_cmi_temperature else None
+        shape = measured_space(objective, cfg.feature_cmi_temperature)
+        result = FitResult()
+        step, first_epoch = 0, 0
+        best: tuple[int, dict] | None = None  # (epoch, weights) for --save-model best
+        keep = trial_dir is not None
+        trial_dir = trial_dir or Path()  # used only with keep
+        damaged = checkpoint.discard_damaged(trial_dir) if keep and rank == 0 else None
+        result.notes += [damaged] if damaged else []
+        if keep and workers > 1:  # every rank loads what rank 0 left in place
+            torch.distributed.barrier()
+        saved = checkpoint.load(trial_dir, engine, objective, rng) if keep else None
+        if saved:
+            step, first_epoch = saved["step"], saved["epoch"]
+            if cfg.save_model == "best":
+                result.notes.append(
+                    f"resumed after epoch {first_epoch}: the kept model is the best of epochs {first_epoch + 1}-"
+                    f"{cfg.epochs} (earlier epochs' weights were not kept across the interruption)"
+                )
+            result.epochs, result.train_time_s, result.train_samples = saved["epochs"], saved["time"], saved["samples"]
+        elif objective.wants_train_pass:
             train_pass(engine, train, objective, 2 * cfg.batch_size, tap)
-        objective.on_epoch_end(epoch)
-        result.train_time_s += time.perf_counter() - started
-        result.train_samples += len(train)
-        n = steps_per_epoch
-        record = {
-            "epoch": epoch + 1,
-            "train_loss": loss_sum / n,
-            "train_parts": {k: v / n for k, v in parts_sum.items()},
-        }
-        for name, split in devs.items():
-            record[name], result.predictions[name] = evaluate(
-                engine, split, task, 2 * cfg.batch_size, objective, tap, shape
-            )
-        result.epochs.append(record)
-        if cfg.save_model == "best":  # the weights of the best epoch so far, by the headline dev metric
-            score = record[next(iter(devs))][task.primary]
-            if best is None or score > result.epochs[best[0] - 1][next(iter(devs))][task.primary]:
-                best = (epoch + 1, {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()})
-        if keep and epoch + 1 < cfg.epochs:
-            state = {
+        steps_before = step  # an out-of-memory error at this process's first step halves the micro-batch
+        for epoch in range(first_epoch, cfg.epochs):
+            engine.train()
+            started = time.perf_counter()
+            loss_sum, parts_sum = 0.0, {}  # type: float, dict[str, float]
+            for rows in train_batches(train.lengths, cfg.batch_size, rng):
+                if len(rows) < workers:  # a last global batch too small to give every rank an example
+                    continue
+                while True:  # more than once only after an out-of-memory error at the first step
+                    rng_state = _rng_state() if step == steps_before else None
+                    with record_function("harness.collate"):  # each micro-batch padded to its own longest
+                        micro = [
+                            _batch_on(engine.device, train, part, teacher_logits)
+                            for part in np.array_split(rows[rank::workers], accum)
+                        ]
+                    try:
+                        loss, parts = train_step(engine, objective, micro, tap)
+                        break
+                    except torch.OutOfMemoryError:
+                        if step > steps_before:
+                            raise TrialFailed(
+                                f"out of memory at epoch {epoch + 1}, step {step + 1}, micro-batch "
+                                f"{len(micro[0]['labels'])}; use --grad-accum {2 * accum} or --gradient-checkpointing"
+                            ) from None
+                        del micro
+                        engine, accum = _halve_micro_batch(engine, cfg, lr, total, accum, workers, result.notes)
+                        _set_rng_state(rng_state)  # type: ignore[arg-type]  # the retried step draws the dropout masks the first try drew
+                    except TrialFailed as exc:  # a non-finite loss
+                        raise TrialFailed(
+                            f"{exc} at epoch {epoch + 1}, step {step + 1}; lower the learning rate or check the "
+                            f"objective's hyper-parameters"
+                        ) from None
+                if workers > 1:  # log the global batch's loss, as one worker would
+                    loss, parts = _mean_over_ranks(loss, parts)
+                step += 1
+                loss_sum += loss
+                for k, v in parts.items():
+                    parts_sum[k] = parts_sum.get(k, 0.0) + v
+                progress({"event": "step", "step": step, "total_steps": total, "epoch": epoch + 1, "loss": loss})
+            if objective.wants_train_pass:
+                train_pass(engine, train, objective, 2 * cfg.batch_size, tap)
+            objective.on_epoch_end(epoch)
+            result.train_time_s += time.perf_counter() - started
+            result.train_samples += len(train)
+            n = steps_per_epoch
+            record: dict[str, Any] = {
                 "epoch": epoch + 1,
-                "step": step,
-                "epochs": result.epochs,
-                "time": result.train_time_s,
-                "samples": result.train_samples,
+                "train_loss": loss_sum / n,
+                "train_parts": {k: v / n for k, v in parts_sum.items()},
             }
-            checkpoint.save(trial_dir, engine, objective, rng, state, rank)
-        progress({"event": "epoch", "primary": task.primary, **record})
-    result.final = {name: result.epochs[-1][name] for name in devs}
-    result.kept_epoch = len(result.epochs)
-    if best is not None:
-        result.kept_epoch, state = best
-        engine.module.load_state_dict(state)
-    if tap is not None:
-        tap.handle.remove()
-    return result
+            for name, split in devs.items():
+                record[name], result.predictions[name] = evaluate(
+                    engine, split, task, 2 * cfg.batch_size, objective, tap, shape
+                )
+            result.epochs.append(record)
+            if cfg.save_model == "best":  # the weights of the best epoch so far, by the headline dev metric
+                score = record[next(iter(devs))][task.primary]
+                if best is None or score > result.epochs[best[0] - 1][next(iter(devs))][task.primary]:
+                    best = (epoch + 1, {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()})
+            if keep and epoch + 1 < cfg.epochs:
+                state = {
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "epochs": result.epochs,
+                    "time": result.train_time_s,
+                    "samples": result.train_samples,
+                }
+                checkpoint.save(trial_dir, engine, objective, rng, state, rank)
+            progress({"event": "epoch", "primary": task.primary, **record})
+        result.final = {name: result.epochs[-1][name] for name in devs}
+        result.kept_epoch = len(result.epochs)
+        if best is not None:
+            result.kept_epoch, state = best
+            engine.module.load_state_dict(state)
+        if tap is not None:
+            tap.handle.remove()
+        return result
+    finally:  # also when interrupted: ZeRO's optimizer hooks every parameter's gradient accumulator,
+        engine.destroy()  # where the collector cannot see, so an engine left alive is never freed

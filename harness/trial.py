@@ -13,6 +13,7 @@ import gc
 import resource
 import time
 import traceback
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -138,7 +139,7 @@ def _run_trial(cfg: TrialConfig, trial_dir: str | Path, progress: Progress, plug
             where = Path(cfg.tracking_dir or trial_dir)
             for name in cfg.trackers:
                 tracker = plugins.trackers.get(name)
-                runs.append(tracking.Guarded(name, lambda t=tracker: t.open(trial_dir, where, cfg.to_dict())))
+                runs.append(tracking.Guarded(name, partial(tracker.open, trial_dir, where, cfg.to_dict())))
                 runs[-1].params({**cfg.to_dict(), "hparams": objective.hp, "lr": lr, "arm": arm})
             progress = tracking.follow(runs, progress)
         result = fit(cfg, lr, model, objective, task, train, devs, progress, trial_dir, teacher_logits)

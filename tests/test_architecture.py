@@ -20,6 +20,7 @@ ORDER = [
     "commands",
     "predict",
     "options",  # defaults < YAML < command line, checked once
+    "converters",
     "planner",  # options -> trial configs
     "ray_executor",  # executors: the Ray driver,
     "ray_callbacks",
