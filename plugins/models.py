@@ -56,7 +56,7 @@ def _load_tiny(num_labels: int):
     from transformers import BertConfig, BertForSequenceClassification
 
     tok = tiny_tokenizer()
-    config = BertConfig(
+    config = BertConfig(  # type: ignore[call-arg]  # num_labels: a PretrainedConfig keyword
         vocab_size=len(tok),
         hidden_size=64,
         num_hidden_layers=2,

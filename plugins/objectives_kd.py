@@ -68,12 +68,12 @@ class KD(Objective):
 class CMIMaxKD(KD):
     name = "cmi_max_kd"
     description = "Distillation from a maximum-CMI teacher (ce, then cmi_max fine-tuning), Ye et al. 2024"
-    hparams = (
+    hparams = (  # type: ignore[assignment]  # KD's first two and the teacher's
         *KD.hparams[:2],
         HParam("teacher_lambda", 0.1, "cmi_max weight lambda of the teacher's second stage", minimum=0.0),
         HParam("teacher_epochs", 1, "epochs of the teacher's cmi_max stage (kd's control stage: the same)", minimum=1),
     )
-    compare_to = ("ce", "kd")
+    compare_to = ("ce", "kd")  # type: ignore[assignment]  # KD's is ("ce",)
     cmi_target = ("teacher", 1)  # its teacher's dev CMI above kd's teacher's
 
     @classmethod

@@ -142,13 +142,13 @@ def read_tsv(path: Path, raw_bytes: bytes, task: Task, layout: Layout) -> dict[s
     try:
         lines = raw_bytes.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
-        line = raw_bytes[: exc.start].count(b"\n") + 1
+        bad = raw_bytes[: exc.start].count(b"\n") + 1
         raise HarnessError(
-            f"{path}:{line}: byte {raw_bytes[exc.start]:#04x} is not UTF-8; GLUE files are UTF-8 text, so the file "
+            f"{path}:{bad}: byte {raw_bytes[exc.start]:#04x} is not UTF-8; GLUE files are UTF-8 text, so the file "
             f"is damaged or in another encoding (re-download it, or convert it with iconv)"
         ) from None
     start = 0
-    cols = [layout.text_a, layout.text_b, layout.label]
+    cols: list = [layout.text_a, layout.text_b, layout.label]  # names, or positions where there is no header
     if layout.header:
         if not lines:
             raise HarnessError(f"{path}:1: the file is empty; expected a header line")
@@ -159,7 +159,7 @@ def read_tsv(path: Path, raw_bytes: bytes, task: Task, layout: Layout) -> dict[s
                 f"{path}:1: header lacks column(s) {', '.join(map(repr, missing))}; this is not the GLUE "
                 f"{layout.folder} layout (header found: {' | '.join(header)[:120]})"
             )
-        cols = [header.index(c) if c is not None else None for c in cols]
+        cols = [header.index(str(c)) if c is not None else None for c in cols]
         start = 1
     a, b, lab = cols
     width = max(c for c in cols if c is not None) + 1

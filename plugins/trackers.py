@@ -52,8 +52,8 @@ class MLflow:
             return found.experiment_id
         try:
             return self.client.create_experiment(name)
-        except MlflowException:
-            return self.client.get_experiment_by_name(name).experiment_id
+        except MlflowException:  # made by another process since the look-up
+            return self.client.get_experiment_by_name(name).experiment_id  # type: ignore[union-attr]
 
     def params(self, values: dict) -> None:
         for key, value in flat(values).items():
