@@ -198,27 +198,56 @@ def test_a_kill_at_a_random_moment_of_a_checkpoint_write_never_costs_a_number(
     assert not list((tmp_path / "trial").glob(".checkpoint-*"))  # the half-written save is gone
 
 
+ZERO_RESUME = """
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import plugins
+from harness.planner import make_plan
+from harness.trial import run_trial
+from tests.helpers import SMALL_DATA
+from tests.test_resume import Interrupt, _flip
+
+stage, tmp_path = int(sys.argv[1]), Path(sys.argv[2])
+loaded = plugins.load()
+plan = make_plan(loaded, "smoke", ["nli"], ["cmi_min"], "tiny", [3], check_model=False, epochs=3,
+                 zero_stage=stage, **SMALL_DATA)
+config = plan.trials[0]
+straight = run_trial(config, tmp_path / "straight", plugins=loaded)
+
+
+def stop_in_third_epoch(event):
+    if event["event"] == "step" and event["epoch"] == 3:
+        raise Interrupt
+
+
+for name in ("resumed", "damaged"):
+    with pytest.raises(Interrupt):
+        run_trial(config, tmp_path / name, stop_in_third_epoch, plugins=loaded)
+shards = sorted((tmp_path / "resumed" / "checkpoint" / "deepspeed").rglob("*optim_states.pt"))
+assert shards and not (tmp_path / "resumed" / "checkpoint" / "optimizer.safetensors").exists()
+_flip(sorted((tmp_path / "damaged" / "checkpoint" / "deepspeed").rglob("*optim_states.pt"))[0])
+for name, epochs in (("resumed", {3}), ("damaged", {1, 2, 3})):
+    seen = []
+    record = run_trial(config, tmp_path / name, lambda e, seen=seen: seen.append(e.get("epoch")), plugins=loaded)
+    assert set(seen) == epochs and record.completed, (name, seen, record.error)
+    assert record.epochs == straight.epochs, name
+print("ok")
+"""
+
+
 @pytest.mark.parametrize("stage", [1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)])
-def test_a_zero_trial_resumes_from_deepspeeds_own_checkpoint_to_the_same_numbers(loaded, tmp_path, stage):
+def test_a_zero_trial_resumes_from_deepspeeds_own_checkpoint_to_the_same_numbers(tmp_path, stage):
     """Under ZeRO the optimizer state is DeepSpeed's (partitioned): the checkpoint holds DeepSpeed's own
-    files, each checked against its SHA-256 before it is loaded; a damaged one restarts the trial."""
-    plan = make_plan(loaded, "smoke", ["nli"], ["cmi_min"], "tiny", [3], check_model=False, epochs=3,
-                     zero_stage=stage, **SMALL_DATA)  # fmt: skip
-    config = plan.trials[0]
-    straight = run_trial(config, tmp_path / "straight", plugins=loaded)
+    files, each checked against its SHA-256 before it is loaded; a damaged one restarts the trial. In a
+    process of its own: ZeRO-3 leaves DeepSpeed's patches and its model behind in the process it ran in."""
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    def stop_in_third_epoch(event):
-        if event["event"] == "step" and event["epoch"] == 3:
-            raise Interrupt
-
-    for name in ("resumed", "damaged"):
-        with pytest.raises(Interrupt):
-            run_trial(config, tmp_path / name, stop_in_third_epoch, plugins=loaded)
-    shards = sorted((tmp_path / "resumed" / "checkpoint" / "deepspeed").rglob("*optim_states.pt"))
-    assert shards and not (tmp_path / "resumed" / "checkpoint" / "optimizer.safetensors").exists()
-    _flip(sorted((tmp_path / "damaged" / "checkpoint" / "deepspeed").rglob("*optim_states.pt"))[0])
-    for name, epochs in (("resumed", {3}), ("damaged", {1, 2, 3})):
-        seen = []
-        record = run_trial(config, tmp_path / name, lambda e, seen=seen: seen.append(e.get("epoch")), plugins=loaded)
-        assert set(seen) == epochs and record.completed
-        assert record.epochs == straight.epochs
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", ZERO_RESUME, str(stage), str(tmp_path)], cwd=root,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
