@@ -37,6 +37,7 @@ from harness.errors import TrialFailed
 
 NAME = "checkpoint"
 DEEPSPEED = "deepspeed"  # the folder of DeepSpeed's own checkpoint, and its tag
+LEGACY_RNG = "torch_rng"  # the key of the torch generator state in optimizer.safetensors before 4a6dfc6
 log = logging.getLogger("harness")
 
 
@@ -168,7 +169,10 @@ def load(trial_dir: Path, engine, objective, rng: np.random.Generator) -> dict[s
         _load_own(path, meta, engine)
     else:  # DeepSpeed's pickles: each file's SHA-256 was checked against state.json (discard_damaged)
         engine.load_checkpoint(str(path / DEEPSPEED), tag=DEEPSPEED, load_lr_scheduler_states=True)
-    torch.set_rng_state(load_file(str(path / "rng.safetensors"))["torch_rng"])
+    if (path / "rng.safetensors").exists():
+        torch.set_rng_state(load_file(str(path / "rng.safetensors"))["torch_rng"])
+    else:  # written before 4a6dfc6, which kept the generator's state in optimizer.safetensors
+        torch.set_rng_state(load_file(str(path / "optimizer.safetensors"))[LEGACY_RNG])
     objective.load_state_dict(
         {k: v for k, v in load_file(str(path / "objective.safetensors")).items() if k != "_empty"}
     )
@@ -186,6 +190,8 @@ def _load_own(path: Path, meta: dict[str, Any], engine) -> None:
         )
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in load_file(str(path / "optimizer.safetensors")).items():
+        if key == LEGACY_RNG:
+            continue
         i, name = key.split(".", 1)
         state.setdefault(int(i), {})[name] = value
     for group in meta["param_groups"]:

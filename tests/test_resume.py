@@ -251,3 +251,31 @@ def test_a_zero_trial_resumes_from_deepspeeds_own_checkpoint_to_the_same_numbers
     done = subprocess.run([sys.executable, "-c", ZERO_RESUME, str(stage), str(tmp_path)], cwd=root,
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
+
+
+def test_a_checkpoint_of_the_previous_layout_resumes_to_the_same_numbers(loaded, interrupted, tmp_path):
+    """Before 4a6dfc6 the torch generator's state sat in optimizer.safetensors and rng.safetensors did not
+    exist; a run started on that release and resumed on this one must still end with the same numbers."""
+    import hashlib
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    config, straight, cut = interrupted
+    trial = tmp_path / "trial"
+    shutil.copytree(cut, trial)
+    ckpt = trial / "checkpoint"
+    tensors = load_file(str(ckpt / "optimizer.safetensors"))
+    tensors["torch_rng"] = load_file(str(ckpt / "rng.safetensors"))["torch_rng"]
+    save_file(tensors, str(ckpt / "optimizer.safetensors"))
+    (ckpt / "rng.safetensors").unlink()
+    meta = json.loads((ckpt / "state.json").read_text())
+    meta["files"] = {
+        f.name: {"bytes": f.stat().st_size, "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}
+        for f in ckpt.glob("*.safetensors")
+    }
+    (ckpt / "state.json").write_text(json.dumps(meta))
+    epochs_seen = []
+    record = run_trial(config, trial, lambda e: epochs_seen.append(e.get("epoch")), plugins=loaded)
+    assert set(epochs_seen) == {3} and record.epochs == straight.epochs
