@@ -16,7 +16,7 @@ from common import arguments, glue_train, interleaved, print_ratios
 
 from harness import plugins as plugin_loader
 from harness.config import TrialConfig
-from harness.engine import build
+from harness.engine import build, harness_clip
 from harness.models import resolve
 from harness.trainer import NOT_INPUTS, predict_logits, train_step
 
@@ -43,6 +43,7 @@ def main() -> None:
         return batch
 
     cfg = TrialConfig(suite="glue", task=task.name, objective="kd", model="minilm-l6:half", seed=1)
+    clip = harness_clip(cfg)
     steps = {}
     for name, objective, source in (
         ("ce", "ce", lambda b: b),
@@ -52,7 +53,7 @@ def main() -> None:
         engine = build(copy.deepcopy(student), cfg, 2e-5, a.rounds + a.warmup)
         engine.train()
         obj = plugins.objectives.get(objective)(task.num_labels)
-        steps[name] = lambda batch, e=engine, o=obj, s=source: train_step(e, o, [s(batch)], None)
+        steps[name] = lambda batch, e=engine, o=obj, s=source: train_step(e, o, [s(batch)], None, clip)
     print(
         f"student minilm-l6:half, teacher minilm-l6, {task.name}, batch {a.batch_size}, {a.rounds} rounds, "
         f"{a.threads} threads"

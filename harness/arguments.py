@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from harness.lora import DEFAULTS as LORA_DEFAULTS
+from harness.lora import METHODS as PEFT_METHODS
 from harness.options import converter, default
 
 
@@ -95,7 +96,11 @@ def trial_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--gradient-checkpointing", action="store_true", help="recompute activations in backward (less memory)"
     )
-    p.add_argument("--peft", choices=("lora",), help="train LoRA adapters and the head, the base frozen (PEFT)")
+    p.add_argument(
+        "--peft",
+        choices=PEFT_METHODS,
+        help="train LoRA adapters and the head, the base frozen (PEFT); qlora: on a 4-bit base (bitsandbytes)",
+    )
     p.add_argument(
         "--peft-args",
         type=converter("peft_args"),

@@ -62,6 +62,13 @@ def _own_format(engine) -> bool:
     return isinstance(engine.optimizer, torch.optim.AdamW)
 
 
+def _under(key: str, params: set[str]) -> bool:
+    """Whether state-dict entry ``key`` is one of ``params`` or belongs to one: a 4-bit weight's
+    quantization state is saved as ``<param>.absmax``, ``<param>.quant_map``, ..."""
+    parts = key.split(".")
+    return any(".".join(parts[:i]) in params for i in range(len(parts), 0, -1))
+
+
 def _barrier() -> None:
     import torch.distributed as dist
 
@@ -82,7 +89,7 @@ def save(trial_dir: Path, engine, objective, rng: np.random.Generator, progress:
         if rank != 0:
             return
         frozen = {n for n, p in engine.module.named_parameters() if not p.requires_grad}  # LoRA's base: not saved
-        model = {k: v.detach().contiguous() for k, v in engine.module.state_dict().items() if k not in frozen}
+        model = {k: v.detach().contiguous() for k, v in engine.module.state_dict().items() if not _under(k, frozen)}
         save_file(model, str(tmp / "model.safetensors"))
         opt = engine.optimizer.state_dict()
         tensors = {f"{i}.{k}": v for i, s in opt["state"].items() for k, v in s.items()}

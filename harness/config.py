@@ -116,6 +116,11 @@ class TrialConfig:
             (self.threads is None or self.threads >= 1, "threads", "must be at least 1"),
             (self.save_model in ("none", "last", "best"), "save-model", "must be none, last or best"),
             (
+                not (self.zero_stage and (self.peft or {}).get("method") == "qlora"),
+                "zero-stage",
+                "ZeRO cannot partition QLoRA's 4-bit base, which is what saves the memory; use --zero-stage 0",
+            ),
+            (
                 not (self.save_model == "best" and self.zero_stage == 3),
                 "save-model",
                 "best keeps a full copy of the weights, which ZeRO-3 partitions; use --save-model last",

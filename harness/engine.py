@@ -108,12 +108,18 @@ def _clips_itself(cfg: TrialConfig) -> bool:
     return not cfg.zero_stage and cfg.precision != "fp16" and cfg.grad_clip > 0
 
 
-def step(engine) -> None:
-    """``engine.step()``, first clipping the gradients at an accumulation boundary where the harness
-    clips (``_clips_itself``); every worker holds the same reduced gradients there, so the same norm."""
-    if engine.harness_clip and engine.is_gradient_accumulation_boundary():
+def harness_clip(cfg: TrialConfig) -> float:
+    """The gradient norm ``step`` clips to for ``cfg``: --grad-clip where the harness clips
+    (``_clips_itself``), else 0 (DeepSpeed clips, or nothing does)."""
+    return cfg.grad_clip if _clips_itself(cfg) else 0.0
+
+
+def step(engine, clip: float) -> None:
+    """``engine.step()``, first clipping the gradients to norm ``clip`` (``harness_clip``; 0: not at all)
+    at an accumulation boundary; every worker holds the same reduced gradients there, so the same norm."""
+    if clip and engine.is_gradient_accumulation_boundary():
         params = [p for p in engine.module.parameters() if p.grad is not None]
-        torch.nn.utils.clip_grad_norm_(params, engine.harness_clip, foreach=True)
+        torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
     engine.step()
 
 
@@ -141,7 +147,6 @@ def build(model: torch.nn.Module, cfg: TrialConfig, lr: float, total_steps: int)
     engine, _, _, _ = deepspeed.initialize(
         model=model, optimizer=optimizer, lr_scheduler=schedule, config=ds_config(cfg, workers)
     )
-    engine.harness_clip = cfg.grad_clip if _clips_itself(cfg) else 0.0
     if workers == 1 and not cfg.zero_stage:
         # one worker has nothing to reduce, yet DeepSpeed's data-parallel path would still flatten
         # every gradient into one buffer, all-reduce it over a group of one and copy it back: 28 ms

@@ -1,4 +1,5 @@
-"""LoRA adapters through PEFT (``--peft lora --peft-args r=8,alpha=16,dropout=0.05,targets=all-linear``).
+"""LoRA adapters through PEFT (``--peft lora --peft-args r=8,alpha=16,dropout=0.05,targets=all-linear``),
+and QLoRA (``--peft qlora``): the same adapters on a 4-bit base.
 
 Every objective and every teacher stage trains the same way: the base weights frozen, low-rank
 adapters W + (alpha / r) * B A on the ``targets`` (``all-linear``: every Linear layer of the
@@ -16,28 +17,25 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.models import head_name
 
-METHODS = ("lora",)
+METHODS = ("lora", "qlora")
 DEFAULTS: dict[str, Any] = {"r": 8, "alpha": 16, "dropout": 0.05, "targets": "all-linear"}
 INSTALL = "pip install 'cmi-harness[llm]'"
+NEEDS = {"lora": ("peft",), "qlora": ("peft", "bitsandbytes")}
 
 
 def resolve(method: str | None, given: dict[str, Any]) -> dict[str, Any] | None:
     """The trial config's ``peft`` entry from ``--peft``/``--peft-args`` (text or YAML values), checked."""
     if not method:
         if given:
-            raise HarnessError("--peft-args needs --peft lora")
+            raise HarnessError("--peft-args needs --peft lora or --peft qlora")
         return None
     if method not in METHODS:
-        hint = (
-            " (4-bit QLoRA needs CUDA and bitsandbytes, neither of which this harness drives yet)"
-            if method == "qlora"
-            else ""
-        )
-        raise HarnessError(f"--peft {method}: one of {', '.join(METHODS)}{hint}")
+        raise HarnessError(f"--peft {method}: one of {', '.join(METHODS)}")
     import importlib.util
 
-    if importlib.util.find_spec("peft") is None:
-        raise HarnessError(f"--peft lora needs the peft package: {INSTALL}")
+    for package in NEEDS[method]:
+        if importlib.util.find_spec(package) is None:
+            raise HarnessError(f"--peft {method} needs the {package} package: {INSTALL}")
     out = {"method": method, **DEFAULTS}
     for key, value in given.items():
         if key not in DEFAULTS:
@@ -64,6 +62,8 @@ def apply(model, spec: dict[str, Any] | None):
     if isinstance(targets, str) and targets != "all-linear":
         targets = [t for t in targets.split(",") if t]
     head = head_name(model)
+    if spec["method"] == "qlora":
+        quantize(model, head)
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=spec["r"],
@@ -80,12 +80,77 @@ def apply(model, spec: dict[str, Any] | None):
         raise HarnessError(f"--peft-args targets={spec['targets']}: {first}") from None
 
 
+def quantize(model, head: str) -> None:
+    """Replaces, in place, every ``torch.nn.Linear`` of ``model`` outside its head ``head`` by a
+    bitsandbytes 4-bit NormalFloat layer (double quantization) computing in the weights' dtype."""
+    import bitsandbytes as bnb
+    import torch
+
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            full = f"{name}.{child_name}" if name else child_name
+            if type(child) is not torch.nn.Linear or full == head or full.startswith(f"{head}."):
+                continue
+            layer = bnb.nn.Linear4bit(
+                child.in_features,
+                child.out_features,
+                bias=child.bias is not None,
+                compute_dtype=child.weight.dtype,
+                compress_statistics=True,
+                quant_type="nf4",
+                device="meta",
+            )
+            layer.weight = bnb.nn.Params4bit(
+                child.weight.data, requires_grad=False, compress_statistics=True, quant_type="nf4"
+            )
+            if child.bias is not None:
+                layer.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
+            setattr(module, child_name, layer.to(child.weight.device))  # .to quantizes
+
+
+def _dequantize(model) -> None:
+    """Every 4-bit layer of ``model`` (``quantize``) back to a ``torch.nn.Linear`` holding dequant(W), in place."""
+    import bitsandbytes as bnb
+    import torch
+
+    for module in list(model.modules()):
+        for child_name, child in list(module.named_children()):
+            if not isinstance(child, bnb.nn.Linear4bit):
+                continue
+            packed: Any = child.weight  # a bitsandbytes Params4bit
+            weight = bnb.functional.dequantize_4bit(packed.data, packed.quant_state)
+            linear = torch.nn.Linear(child.in_features, child.out_features, bias=child.bias is not None)
+            linear.weight = torch.nn.Parameter(weight, requires_grad=False)
+            if child.bias is not None:
+                linear.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
+            setattr(module, child_name, linear.to(weight.device))
+
+
 def merged(model):
-    """A plain model with the adapters folded into its weights (the model itself when it has none)."""
-    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+    """A plain model with the adapters folded into its weights (the model itself when it has none).
+    A 4-bit base is dequantized and the adapters' B A added in its dtype: the merge is exact, where
+    PEFT's would quantize the merged weights again."""
+    if not hasattr(model, "merge_and_unload"):
+        return model
+    from peft.tuners.lora import LoraLayer
+
+    if not any(getattr(p, "quant_state", None) is not None for p in model.parameters()):
+        return model.merge_and_unload()
+    deltas = {
+        name.removeprefix("base_model.model."): layer.get_delta_weight(layer.active_adapters[0])
+        for name, layer in model.named_modules()
+        if isinstance(layer, LoraLayer) and layer.active_adapters
+    }
+    base = model.unload()  # the base layers back in place, the trained head kept
+    _dequantize(base)
+    for name, delta in deltas.items():
+        weight = base.get_submodule(name).weight
+        weight.data += delta.to(weight.dtype)
+    return base
 
 
 def parameters(model) -> tuple[int, int]:
-    """(trainable, total) parameters."""
+    """(trainable, total) parameters; a 4-bit weight counts its weights, not the bytes that pack them."""
     params = list(model.parameters())
-    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+    total = sum(p.quant_state.shape.numel() if getattr(p, "quant_state", None) else p.numel() for p in params)
+    return sum(p.numel() for p in params if p.requires_grad), total

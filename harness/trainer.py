@@ -138,10 +138,13 @@ def predict_logits(model, split: Columns, batch_size: int) -> np.ndarray:
     return _eval_pass(model, split, batch_size)[0]
 
 
-def train_step(engine, objective: Objective, micro: list[dict[str, torch.Tensor]], tap: _FeatureTap | None):
+def train_step(
+    engine, objective: Objective, micro: list[dict[str, torch.Tensor]], tap: _FeatureTap | None, clip: float = 0.0
+):
     """One optimizer step over a rank's share of the global batch, in ``micro``-batches (gradient
     accumulation: DeepSpeed scales each backward by 1/N and steps at the last), then
-    ``on_step_end`` once with the whole share's outputs, as without accumulation.
+    ``on_step_end`` once with the whole share's outputs, as without accumulation. ``clip``: the
+    gradient norm the harness clips to (``harness.engine.harness_clip``).
 
     Returns the loss and its parts as floats (size-weighted means over the micro-batches); a
     non-finite loss raises TrialFailed before the weights are touched."""
@@ -158,7 +161,7 @@ def train_step(engine, objective: Objective, micro: list[dict[str, torch.Tensor]
         with record_function("harness.backward"):
             engine.backward(lo.loss)
         with record_function("harness.optimizer_step"):
-            ds_engine.step(engine)
+            ds_engine.step(engine, clip)
         losses.append((len(out.labels), loss, parts))
         features = None if out.features is None else out.features.detach()
         outs.append(Outputs(out.logits.detach(), out.labels, out.idx, features))
@@ -216,6 +219,62 @@ def _halve_micro_batch(engine, cfg: TrialConfig, lr: float, total: int, accum: i
     return ds_engine.build(module, replace(cfg, grad_accum=2 * accum), lr, total), 2 * accum
 
 
+@dataclass
+class _Stepper:
+    """``fit``'s optimizer steps: owns the engine and the accumulation steps, which an out-of-memory
+    error at this process's first step changes (``_halve_micro_batch``)."""
+
+    engine: Any
+    cfg: TrialConfig
+    lr: float
+    total: int  # optimizer steps of the whole training, for the schedule of a rebuilt engine
+    objective: Objective
+    train: Columns
+    tap: _FeatureTap | None
+    teacher_logits: torch.Tensor | None
+    notes: list[str]  # where a halved micro-batch is said
+
+    def __post_init__(self) -> None:
+        self.accum = self.cfg.grad_accum or 1
+        self.clip = ds_engine.harness_clip(self.cfg)
+        self.rank, self.workers = ds_engine.world()
+        self.stepped = False  # whether this process has completed a step
+
+    def step(self, rows: np.ndarray, epoch: int, step: int) -> tuple[float, dict[str, float]]:
+        """One step on the global batch ``rows`` (this rank's share); returns the loss and its parts,
+        averaged over the workers. ``epoch`` and ``step`` (0-based) name the step in errors."""
+        rng_state = _rng_state() if not self.stepped else None
+        while True:  # more than once only after an out-of-memory error at the first step
+            with record_function("harness.collate"):  # each micro-batch padded to its own longest
+                micro = [
+                    _batch_on(self.engine.device, self.train, part, self.teacher_logits)
+                    for part in np.array_split(rows[self.rank :: self.workers], self.accum)
+                ]
+            try:
+                loss, parts = train_step(self.engine, self.objective, micro, self.tap, self.clip)
+                break
+            except torch.OutOfMemoryError:
+                if self.stepped:
+                    raise TrialFailed(
+                        f"out of memory at epoch {epoch + 1}, step {step + 1}, micro-batch "
+                        f"{len(micro[0]['labels'])}; use --grad-accum {2 * self.accum} or --gradient-checkpointing"
+                    ) from None
+                del micro
+                self.engine, self.accum = _halve_micro_batch(
+                    self.engine, self.cfg, self.lr, self.total, self.accum, self.workers, self.notes
+                )
+                _set_rng_state(rng_state)  # type: ignore[arg-type]  # the retried step draws the dropout masks the first try drew
+            except TrialFailed as exc:  # a non-finite loss
+                raise TrialFailed(
+                    f"{exc} at epoch {epoch + 1}, step {step + 1}; lower the learning rate or check the "
+                    f"objective's hyper-parameters"
+                ) from None
+        self.stepped = True
+        if self.workers > 1:  # log the global batch's loss, as one worker would
+            loss, parts = _mean_over_ranks(loss, parts)
+        return loss, parts
+
+
 def train_pass(engine, split: Columns, objective: Objective, batch_size: int, tap: _FeatureTap | None) -> None:
     """Eval-mode pass over the training data for objectives that ask for one (``wants_train_pass``)."""
     engine.eval()
@@ -241,6 +300,29 @@ def evaluate(
     return metrics, Predictions(probs.astype(np.float32), split.labels, split.idx)
 
 
+def _resume(
+    trial_dir: Path, engine, objective: Objective, rng: np.random.Generator, cfg: TrialConfig, result: FitResult
+) -> tuple[int, int] | None:
+    """Restores the checkpoint in ``trial_dir`` into ``engine``, ``objective``, ``rng`` and ``result``
+    (epochs, time, samples) and returns its (step, epoch); None without one. A damaged checkpoint
+    is discarded first, said in ``result.notes``."""
+    rank, workers = ds_engine.world()
+    damaged = checkpoint.discard_damaged(trial_dir) if rank == 0 else None
+    result.notes += [damaged] if damaged else []
+    if workers > 1:  # every rank loads what rank 0 left in place
+        torch.distributed.barrier()
+    saved = checkpoint.load(trial_dir, engine, objective, rng)
+    if not saved:
+        return None
+    if cfg.save_model == "best":
+        result.notes.append(
+            f"resumed after epoch {saved['epoch']}: the kept model is the best of epochs {saved['epoch'] + 1}-"
+            f"{cfg.epochs} (earlier epochs' weights were not kept across the interruption)"
+        )
+    result.epochs, result.train_time_s, result.train_samples = saved["epochs"], saved["time"], saved["samples"]
+    return saved["step"], saved["epoch"]
+
+
 def fit(
     cfg: TrialConfig,
     lr: float,
@@ -263,92 +345,53 @@ def fit(
     total = cfg.epochs * steps_per_epoch
     if cfg.gradient_checkpointing:  # recompute activations in backward: memory for time
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})  # type: ignore[operator]
-    engine = ds_engine.build(model, cfg, lr, total)
+    result = FitResult()
+    tap = _FeatureTap(model) if "features" in objective.needs or cfg.feature_cmi_temperature else None
+    stepper = _Stepper(
+        ds_engine.build(model, cfg, lr, total), cfg, lr, total, objective, train, tap, teacher_logits, result.notes
+    )
     try:
         rank, workers = ds_engine.world()
-        accum = cfg.grad_accum or 1
-        tap = _FeatureTap(engine.module) if "features" in objective.needs or cfg.feature_cmi_temperature else None
         shape = measured_space(objective, cfg.feature_cmi_temperature)
-        result = FitResult()
-        step, first_epoch = 0, 0
         best: tuple[int, dict] | None = None  # (epoch, weights) for --save-model best
-        keep = trial_dir is not None
-        trial_dir = trial_dir or Path()  # used only with keep
-        damaged = checkpoint.discard_damaged(trial_dir) if keep and rank == 0 else None
-        result.notes += [damaged] if damaged else []
-        if keep and workers > 1:  # every rank loads what rank 0 left in place
-            torch.distributed.barrier()
-        saved = checkpoint.load(trial_dir, engine, objective, rng) if keep else None
-        if saved:
-            step, first_epoch = saved["step"], saved["epoch"]
-            if cfg.save_model == "best":
-                result.notes.append(
-                    f"resumed after epoch {first_epoch}: the kept model is the best of epochs {first_epoch + 1}-"
-                    f"{cfg.epochs} (earlier epochs' weights were not kept across the interruption)"
-                )
-            result.epochs, result.train_time_s, result.train_samples = saved["epochs"], saved["time"], saved["samples"]
-        elif objective.wants_train_pass:
-            train_pass(engine, train, objective, 2 * cfg.batch_size, tap)
-        steps_before = step  # an out-of-memory error at this process's first step halves the micro-batch
+        resumed = _resume(trial_dir, stepper.engine, objective, rng, cfg, result) if trial_dir is not None else None
+        if not resumed and objective.wants_train_pass:
+            train_pass(stepper.engine, train, objective, 2 * cfg.batch_size, tap)
+        step, first_epoch = resumed or (0, 0)
         for epoch in range(first_epoch, cfg.epochs):
-            engine.train()
+            stepper.engine.train()
             started = time.perf_counter()
             loss_sum, parts_sum = 0.0, {}  # type: float, dict[str, float]
             for rows in train_batches(train.lengths, cfg.batch_size, rng):
                 if len(rows) < workers:  # a last global batch too small to give every rank an example
                     continue
-                while True:  # more than once only after an out-of-memory error at the first step
-                    rng_state = _rng_state() if step == steps_before else None
-                    with record_function("harness.collate"):  # each micro-batch padded to its own longest
-                        micro = [
-                            _batch_on(engine.device, train, part, teacher_logits)
-                            for part in np.array_split(rows[rank::workers], accum)
-                        ]
-                    try:
-                        loss, parts = train_step(engine, objective, micro, tap)
-                        break
-                    except torch.OutOfMemoryError:
-                        if step > steps_before:
-                            raise TrialFailed(
-                                f"out of memory at epoch {epoch + 1}, step {step + 1}, micro-batch "
-                                f"{len(micro[0]['labels'])}; use --grad-accum {2 * accum} or --gradient-checkpointing"
-                            ) from None
-                        del micro
-                        engine, accum = _halve_micro_batch(engine, cfg, lr, total, accum, workers, result.notes)
-                        _set_rng_state(rng_state)  # type: ignore[arg-type]  # the retried step draws the dropout masks the first try drew
-                    except TrialFailed as exc:  # a non-finite loss
-                        raise TrialFailed(
-                            f"{exc} at epoch {epoch + 1}, step {step + 1}; lower the learning rate or check the "
-                            f"objective's hyper-parameters"
-                        ) from None
-                if workers > 1:  # log the global batch's loss, as one worker would
-                    loss, parts = _mean_over_ranks(loss, parts)
+                loss, parts = stepper.step(rows, epoch, step)
                 step += 1
                 loss_sum += loss
                 for k, v in parts.items():
                     parts_sum[k] = parts_sum.get(k, 0.0) + v
                 progress({"event": "step", "step": step, "total_steps": total, "epoch": epoch + 1, "loss": loss})
             if objective.wants_train_pass:
-                train_pass(engine, train, objective, 2 * cfg.batch_size, tap)
+                train_pass(stepper.engine, train, objective, 2 * cfg.batch_size, tap)
             objective.on_epoch_end(epoch)
             result.train_time_s += time.perf_counter() - started
             result.train_samples += len(train)
-            n = steps_per_epoch
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
-                "train_loss": loss_sum / n,
-                "train_parts": {k: v / n for k, v in parts_sum.items()},
+                "train_loss": loss_sum / steps_per_epoch,
+                "train_parts": {k: v / steps_per_epoch for k, v in parts_sum.items()},
             }
             for name, split in devs.items():
                 record[name], result.predictions[name] = evaluate(
-                    engine, split, task, 2 * cfg.batch_size, objective, tap, shape
+                    stepper.engine, split, task, 2 * cfg.batch_size, objective, tap, shape
                 )
             result.epochs.append(record)
             if cfg.save_model == "best":  # the weights of the best epoch so far, by the headline dev metric
                 score = record[next(iter(devs))][task.primary]
                 if best is None or score > result.epochs[best[0] - 1][next(iter(devs))][task.primary]:
-                    best = (epoch + 1, {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()})
-            if keep and epoch + 1 < cfg.epochs:
+                    weights = stepper.engine.module.state_dict()
+                    best = (epoch + 1, {k: v.detach().cpu().clone() for k, v in weights.items()})
+            if trial_dir is not None and epoch + 1 < cfg.epochs:
                 state = {
                     "epoch": epoch + 1,
                     "step": step,
@@ -356,15 +399,15 @@ def fit(
                     "time": result.train_time_s,
                     "samples": result.train_samples,
                 }
-                checkpoint.save(trial_dir, engine, objective, rng, state, rank)
+                checkpoint.save(trial_dir, stepper.engine, objective, rng, state, rank)
             progress({"event": "epoch", "primary": task.primary, **record})
         result.final = {name: result.epochs[-1][name] for name in devs}
         result.kept_epoch = len(result.epochs)
         if best is not None:
             result.kept_epoch, state = best
-            engine.module.load_state_dict(state)
+            stepper.engine.module.load_state_dict(state)
         if tap is not None:
             tap.handle.remove()
         return result
     finally:  # also when interrupted: ZeRO's optimizer hooks every parameter's gradient accumulator,
-        engine.destroy()  # where the collector cannot see, so an engine left alive is never freed
+        stepper.engine.destroy()  # where the collector cannot see, so an engine left alive is never freed

@@ -342,6 +342,6 @@ def test_the_optimizer_sees_gradients_clipped_to_grad_clip_once_per_step(loaded,
         rows = torch.arange(8)
         batch = {"input_ids": (rows[:, None] + torch.arange(6)) % 20 + 4, "labels": rows % 2, "idx": rows}
         micro = [{k: v[i::accum] for k, v in batch.items()} for i in range(accum)]
-        train_step(engine, loaded.objectives.get("ce")(2), micro, None)
+        train_step(engine, loaded.objectives.get("ce")(2), micro, None, ds_engine.harness_clip(cfg))
     assert len(seen[0.0]) == 1 and seen[0.0][0] > 0.1  # far above the clip: clipping binds
     assert seen[1e-3] == [pytest.approx(1e-3, rel=1e-3)]
