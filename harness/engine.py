@@ -6,6 +6,8 @@ import atexit
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -98,6 +100,25 @@ def ds_config(cfg: TrialConfig, workers: int = 1) -> dict:
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
+
+
+@contextmanager
+def partitioned_loading(cfg: TrialConfig) -> Iterator[None]:
+    """Under ZeRO-3, a model that loads with ``from_pretrained`` inside is partitioned over the
+    workers as it loads (``deepspeed.zero.Init``, through transformers' ``HfDeepSpeedConfig``): no
+    rank ever holds the whole model. Elsewhere, and for a model built in memory, it does nothing."""
+    if cfg.zero_stage != 3:
+        yield
+        return
+    from transformers.integrations.deepspeed import HfDeepSpeedConfig, unset_hf_deepspeed_config
+
+    init_process_group()
+    held = HfDeepSpeedConfig(ds_config(cfg, world()[1]))  # transformers keeps only a weak reference
+    try:
+        yield
+    finally:
+        unset_hf_deepspeed_config()
+        del held
 
 
 def _clips_itself(cfg: TrialConfig) -> bool:

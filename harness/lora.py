@@ -150,7 +150,13 @@ def merged(model):
 
 
 def parameters(model) -> tuple[int, int]:
-    """(trainable, total) parameters; a 4-bit weight counts its weights, not the bytes that pack them."""
+    """(trainable, total) parameters; a 4-bit weight counts its weights, not the bytes that pack them,
+    and a ZeRO-3 one its whole shape, not this rank's partition."""
+
+    def count(p) -> int:
+        if getattr(p, "quant_state", None) is not None:
+            return p.quant_state.shape.numel()
+        return getattr(p, "ds_numel", None) or p.numel()
+
     params = list(model.parameters())
-    total = sum(p.quant_state.shape.numel() if getattr(p, "quant_state", None) else p.numel() for p in params)
-    return sum(p.numel() for p in params if p.requires_grad), total
+    return sum(count(p) for p in params if p.requires_grad), sum(count(p) for p in params)

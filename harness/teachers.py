@@ -52,8 +52,12 @@ def _completed(store: Path | None, teacher_id: str) -> tuple[Path, TrialRecord]:
 
 def load_weights(store: Path | None, teacher_id: str, model: torch.nn.Module) -> str:
     """Loads the teacher's weights into ``model``; returns the teacher's label (its ``arm``)."""
+    import deepspeed
+
     path, record = _completed(store, teacher_id)
-    missing, unexpected = model.load_state_dict(load_file(str(path / WEIGHTS)), strict=False)
+    # a model partitioned as it loaded (ZeRO-3) is gathered whole for this, then partitioned again
+    with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=0):
+        missing, unexpected = model.load_state_dict(load_file(str(path / WEIGHTS)), strict=False)
     if missing or unexpected:
         raise TrialFailed(
             f"teacher {teacher_id}'s weights do not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}"

@@ -24,7 +24,7 @@ from harness import plugins as plugin_loader
 from harness.batching import Columns
 from harness.config import TrialConfig
 from harness.data import tokenize
-from harness.engine import world
+from harness.engine import partitioned_loading, world
 from harness.errors import HarnessError, TrialFailed
 from harness.files import resolve_suite, text_columns
 from harness.models import loading_in, resolve
@@ -98,7 +98,7 @@ def _run_trial(cfg: TrialConfig, trial_dir: str | Path, progress: Progress, plug
             torch.set_num_threads(cfg.threads)
         set_seed(cfg.seed)
         data = suite.load(task, Path(cfg.data_dir) if cfg.data_dir else None)
-        with loading_in(DTYPES[cfg.model_dtype or "fp32"]):
+        with loading_in(DTYPES[cfg.model_dtype or "fp32"]), partitioned_loading(cfg):
             tokenizer, model = spec.load(task.num_labels)
         store = Path(cfg.teacher_store) if cfg.teacher_store else None
         arm = objective_cls.label(objective.hp)
