@@ -1,7 +1,9 @@
 """Peak training memory of the harness against its named peer, a Hugging Face ``Trainer`` (with PEFT for
 LoRA) configured as its users configure it (dynamic padding, length-grouped batches), on the same
-decoder, data, batch and steps; full fine-tuning and LoRA (r 8, alpha 16, dropout 0.05, all-linear,
-the head trained fully), each side in a fresh process.
+decoder, data, batch and steps; full fine-tuning, LoRA (r 8, alpha 16, dropout 0.05, all-linear,
+the head trained fully) and QLoRA (the same adapters on a 4-bit NormalFloat base with double
+quantization; the Trainer side loads it the usual way, ``BitsAndBytesConfig`` in ``from_pretrained``),
+each side in a fresh process.
 
 On a GPU the figure is ``torch.cuda.max_memory_allocated`` over the training steps; on the CPU it is
 the process's peak resident memory over the training steps (sampled every 5 ms) less its resident
@@ -83,13 +85,24 @@ def measure(side: str, method: str, spec: dict) -> dict:
     n = spec["steps"] * spec["batch"]
     set_seed(1)
     tok, model = pretrained(spec["model"], "benchmark decoder").load(task.num_labels)
-    if cuda:
+    if side == "trainer" and method == "qlora":  # quantized as it loads, as Trainer users do
+        from transformers import AutoModelForSequenceClassification, BitsAndBytesConfig
+
+        quantization = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.float32, llm_int8_skip_modules=["score"],
+        )  # fmt: skip
+        model = AutoModelForSequenceClassification.from_pretrained(
+            spec["model"], quantization_config=quantization, dtype=torch.float32, num_labels=task.num_labels,
+            device_map={"": 0} if cuda else None,
+        )  # fmt: skip
+    elif cuda:
         model = model.cuda()
     trainable, resident = None, _PeakResident()
     if side == "trainer":
         from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-        if method == "lora":
+        if method in ("lora", "qlora"):
             from peft import LoraConfig, get_peft_model
 
             model = get_peft_model(model, LoraConfig(
@@ -115,7 +128,7 @@ def measure(side: str, method: str, spec: dict) -> dict:
         from harness.engine import init_process_group
         from harness.trainer import fit
 
-        peft = lora.resolve("lora", {}) if method == "lora" else None
+        peft = lora.resolve(method, {}) if method in ("lora", "qlora") else None
         model = lora.apply(model, peft)
         trainable = lora.parameters(model)[0]
         cfg = TrialConfig(suite="smoke", task="sentiment", objective="ce", model=spec["model"], seed=1, epochs=1,
@@ -162,7 +175,7 @@ def main() -> None:
         print(f"Llama-shaped decoder, hidden {a.hidden}, {a.layers} layers, batch {a.batch}, {a.steps} steps; {where}")
         print("| method | trainable parameters | Trainer (+ PEFT) MB | harness MB | harness / Trainer |")
         print("|---|---|---|---|---|")
-        for method in ("full", "lora"):
+        for method in ("full", "lora", "qlora"):
             got = {}
             for side in SIDES:
                 cmd = [sys.executable, __file__, "--side", side, method, json.dumps(spec)]
