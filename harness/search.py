@@ -175,7 +175,7 @@ class Search:
     metric: str
     algorithm: str = "random"
     scheduler: str = "fifo"
-    num_samples: int = 8
+    num_samples: int = 8  # unless the space is all grid: then 1 repeat of each point
     seed: int = 0
 
     @property

@@ -149,7 +149,7 @@ def define(plugins, args: Options) -> tuple[Plan, Search]:
     if metric not in task.metrics:
         raise HarnessError(f"--metric {metric}: {task.name} reports {', '.join(task.metrics)}")
     only_grid = args.search_alg == "grid" or all(d.kind == "grid" for d in dims)
-    num_samples = args.num_samples if args.num_samples is not None else (1 if only_grid else 8)
+    num_samples = args.num_samples if args.num_samples is not None else (1 if only_grid else Search.num_samples)
     confirm_seeds(args)
     args.ray()  # refuses a bad --address before a run directory exists
     return plan, Search(dims, metric, args.search_alg, args.scheduler, num_samples, seed=args.seed)
