@@ -12,6 +12,7 @@ kept model is saved merged (W + (alpha / r) B A), a plain model its students loa
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from harness.errors import HarnessError
@@ -80,50 +81,68 @@ def apply(model, spec: dict[str, Any] | None):
         raise HarnessError(f"--peft-args targets={spec['targets']}: {first}") from None
 
 
+@functools.cache
+def _conv1d_4bit():
+    import bitsandbytes as bnb
+
+    class Conv1D4bit(bnb.nn.Linear4bit):
+        """A GPT-2 ``Conv1D`` quantized: a Linear4bit holding its weight transposed; dequantized, a Conv1D again."""
+
+    return Conv1D4bit
+
+
 def quantize(model, head: str) -> None:
-    """Replaces, in place, every ``torch.nn.Linear`` of ``model`` outside its head ``head`` by a
-    bitsandbytes 4-bit NormalFloat layer (double quantization) computing in the weights' dtype."""
+    """Replaces, in place, every ``torch.nn.Linear`` (and GPT-2 ``Conv1D``) of ``model`` outside its head
+    ``head`` by a bitsandbytes 4-bit NormalFloat layer (double quantization) computing in the weights' dtype."""
     import bitsandbytes as bnb
     import torch
+    from transformers.pytorch_utils import Conv1D
 
     for name, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
             full = f"{name}.{child_name}" if name else child_name
-            if type(child) is not torch.nn.Linear or full == head or full.startswith(f"{head}."):
+            if type(child) not in (torch.nn.Linear, Conv1D) or full == head or full.startswith(f"{head}."):
                 continue
-            layer = bnb.nn.Linear4bit(
-                child.in_features,
-                child.out_features,
+            conv = type(child) is Conv1D
+            weight = child.weight.data.t().contiguous() if conv else child.weight.data  # (out, in)
+            kind = _conv1d_4bit() if conv else bnb.nn.Linear4bit
+            layer = kind(
+                weight.shape[1],
+                weight.shape[0],
                 bias=child.bias is not None,
-                compute_dtype=child.weight.dtype,
+                compute_dtype=weight.dtype,
                 compress_statistics=True,
                 quant_type="nf4",
                 device="meta",
             )
-            layer.weight = bnb.nn.Params4bit(
-                child.weight.data, requires_grad=False, compress_statistics=True, quant_type="nf4"
-            )
+            layer.weight = bnb.nn.Params4bit(weight, requires_grad=False, compress_statistics=True, quant_type="nf4")
             if child.bias is not None:
                 layer.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
-            setattr(module, child_name, layer.to(child.weight.device))  # .to quantizes
+            setattr(module, child_name, layer.to(weight.device))  # .to quantizes
 
 
 def _dequantize(model) -> None:
-    """Every 4-bit layer of ``model`` (``quantize``) back to a ``torch.nn.Linear`` holding dequant(W), in place."""
+    """Every 4-bit layer of ``model`` (``quantize``) back to the ``torch.nn.Linear`` or ``Conv1D`` it
+    was, holding dequant(W), in place."""
     import bitsandbytes as bnb
     import torch
+    from transformers.pytorch_utils import Conv1D
 
     for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if not isinstance(child, bnb.nn.Linear4bit):
                 continue
             packed: Any = child.weight  # a bitsandbytes Params4bit
-            weight = bnb.functional.dequantize_4bit(packed.data, packed.quant_state)
-            linear = torch.nn.Linear(child.in_features, child.out_features, bias=child.bias is not None)
-            linear.weight = torch.nn.Parameter(weight, requires_grad=False)
+            weight = bnb.functional.dequantize_4bit(packed.data, packed.quant_state)  # (out, in)
+            if isinstance(child, _conv1d_4bit()):
+                plain: torch.nn.Module = Conv1D(child.out_features, child.in_features)
+                plain.weight = torch.nn.Parameter(weight.t().contiguous(), requires_grad=False)
+            else:
+                plain = torch.nn.Linear(child.in_features, child.out_features, bias=child.bias is not None)
+                plain.weight = torch.nn.Parameter(weight, requires_grad=False)
             if child.bias is not None:
-                linear.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
-            setattr(module, child_name, linear.to(weight.device))
+                plain.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
+            setattr(module, child_name, plain.to(weight.device))
 
 
 def merged(model):
@@ -133,6 +152,7 @@ def merged(model):
     if not hasattr(model, "merge_and_unload"):
         return model
     from peft.tuners.lora import LoraLayer
+    from transformers.pytorch_utils import Conv1D
 
     if not any(getattr(p, "quant_state", None) is not None for p in model.parameters()):
         return model.merge_and_unload()
@@ -144,8 +164,9 @@ def merged(model):
     base = model.unload()  # the base layers back in place, the trained head kept
     _dequantize(base)
     for name, delta in deltas.items():
-        weight = base.get_submodule(name).weight
-        weight.data += delta.to(weight.dtype)
+        layer = base.get_submodule(name)
+        delta = delta.t() if isinstance(layer, Conv1D) else delta  # a Conv1D holds W transposed
+        layer.weight.data += delta.to(layer.weight.dtype)
     return base
 
 

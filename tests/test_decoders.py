@@ -167,3 +167,27 @@ def test_under_zero3_a_model_is_partitioned_as_it_loads_with_the_weights_it_was_
     done = subprocess.run([sys.executable, "-c", ZERO3_LOADING, str(tmp_path)], cwd=Path(__file__).resolve().parents[1],
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_qlora_quantizes_a_decoder_and_its_merged_model_is_what_it_computed(decoders, kind):
+    """GPT-2's layers are ``Conv1D`` (the weight transposed): quantized too, and a Conv1D again once merged."""
+    import bitsandbytes as bnb
+
+    from harness import lora
+    from harness.models import pretrained
+
+    tok, model = pretrained(decoders[kind], "").load(2)
+    wrapped = lora.apply(model, lora.resolve("qlora", {"r": "4", "alpha": "8"}))
+    assert sum(isinstance(m, bnb.nn.Linear4bit) for m in wrapped.modules()) == 4 * (4 if kind == "gpt2" else 7)
+    for name, p in wrapped.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.1)
+    batch = tok(["a good film", "bad"], padding=True, return_tensors="pt")
+    wrapped.eval()
+    adapted = wrapped(**batch).logits
+    plain = lora.merged(wrapped).eval()
+    assert type(plain) is type(model) and not any(isinstance(m, bnb.nn.Linear4bit) for m in plain.modules())
+    assert torch.allclose(plain(**batch).logits, adapted, atol=1e-4)
+    fresh = pretrained(decoders[kind], "").load(2)[1]
+    assert fresh.load_state_dict(plain.state_dict(), strict=True)  # the shapes of the model class
