@@ -1,17 +1,20 @@
-"""Peak training memory of the harness against its named peer, a Hugging Face ``Trainer`` (with PEFT for
-LoRA) configured as its users configure it (dynamic padding, length-grouped batches), on the same
-decoder, data, batch and steps; full fine-tuning, LoRA (r 8, alpha 16, dropout 0.05, all-linear,
-the head trained fully) and QLoRA (the same adapters on a 4-bit NormalFloat base with double
-quantization; the Trainer side loads it the usual way, ``BitsAndBytesConfig`` in ``from_pretrained``),
-each side in a fresh process.
+"""Peak training memory and samples/s of the harness against its named peer, a Hugging Face ``Trainer``
+(with PEFT for LoRA) configured as its users configure it (dynamic padding, length-grouped batches),
+on the same decoder, data, batch and steps: full fine-tuning; LoRA (r 8, alpha 16, dropout 0.05,
+all-linear, the head trained fully); LoRA with gradient checkpointing; QLoRA (the same adapters on a
+4-bit NormalFloat base with double quantization; the Trainer side loads it the usual way,
+``BitsAndBytesConfig`` in ``from_pretrained``). Each side of each row in a fresh process.
 
-On a GPU the figure is ``torch.cuda.max_memory_allocated`` over the training steps; on the CPU it is
-the process's peak resident memory over the training steps (sampled every 5 ms) less its resident
-memory once the model and data are loaded (what training adds: gradients, optimizer state, activations). The model is a
-randomly initialised Llama-shaped decoder (no Hub) with the smoke vocabulary's tokenizer.
+On a GPU the memory figure is ``torch.cuda.max_memory_allocated`` over the training steps; on the
+CPU it is the process's peak resident memory over the training steps (sampled every 5 ms) less its
+resident memory once the model and data are loaded (what training adds: gradients, optimizer
+state, activations). samples/s: the training steps' examples over their wall time (the first step
+included on both sides). The model is a randomly initialised decoder (no Hub) with the smoke
+vocabulary's tokenizer, its embedding as wide as the shape's real vocabulary.
 
-    python benchmarks/memory.py                      # Llama-shaped, hidden 1024, 8 layers, 12 steps
-    python benchmarks/memory.py --dry                # tiny, 3 steps: what the tests run
+    python benchmarks/memory.py                          # Llama-shaped, hidden 1024, 8 layers (88.8M)
+    python benchmarks/memory.py --shape qwen2-0.5b       # Qwen2-0.5B's shape (494M)
+    python benchmarks/memory.py --dry                    # tiny, 3 steps: what the tests run
 """
 
 from __future__ import annotations
@@ -29,23 +32,36 @@ from peer import _single_process_env
 
 LORA = {"r": 8, "alpha": 16, "dropout": 0.05, "targets": "all-linear"}
 SIDES = ("trainer", "harness")
+METHODS = ("full", "lora", "lora+checkpointing", "qlora")
+SHAPES = {  # the config of each shape's decoder (Qwen2-0.5B's from its config.json)
+    "llama-88m": {"kind": "llama", "hidden_size": 1024, "intermediate_size": 2752, "num_hidden_layers": 8,
+                  "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": None},
+    "qwen2-0.5b": {"kind": "qwen2", "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
+                   "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936},
+    "dry": {"kind": "llama", "hidden_size": 128, "intermediate_size": 344, "num_hidden_layers": 2,
+            "num_attention_heads": 1, "num_key_value_heads": 1, "vocab_size": None},
+}  # fmt: skip
 
 
-def save_decoder(directory: Path, hidden: int, layers: int) -> None:
-    """A random Llama-shaped sequence classifier (``hidden`` wide, ``layers`` deep) as a model folder."""
+def save_decoder(directory: Path, shape: dict) -> int:
+    """A random decoder sequence classifier of ``shape`` (``SHAPES``) as a model folder; its parameters."""
     import torch
     from harness_plugins.models import tiny_tokenizer
-    from transformers import LlamaConfig, LlamaForSequenceClassification
+    from transformers import LlamaConfig, LlamaForSequenceClassification, Qwen2Config, Qwen2ForSequenceClassification
 
     torch.manual_seed(0)
     tok = tiny_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=hidden, intermediate_size=int(2.6875 * hidden), num_hidden_layers=layers,
-        num_attention_heads=max(1, hidden // 128), num_key_value_heads=max(1, hidden // 512),
-        max_position_embeddings=256, num_labels=2, pad_token_id=tok.pad_token_id,
-    )  # fmt: skip
-    LlamaForSequenceClassification(config).save_pretrained(directory)
+    config_class, model_class = {
+        "llama": (LlamaConfig, LlamaForSequenceClassification),
+        "qwen2": (Qwen2Config, Qwen2ForSequenceClassification),
+    }[shape["kind"]]
+    sizes = {k: v for k, v in shape.items() if k != "kind"}
+    sizes["vocab_size"] = sizes["vocab_size"] or len(tok)
+    config = config_class(**sizes, max_position_embeddings=256, num_labels=2, pad_token_id=tok.pad_token_id)
+    model = model_class(config)
+    model.save_pretrained(directory)
     tok.save_pretrained(directory)
+    return sum(p.numel() for p in model.parameters())
 
 
 class _PeakResident:
@@ -69,7 +85,9 @@ class _PeakResident:
 
 
 def measure(side: str, method: str, spec: dict) -> dict:
-    """Peak training memory (MB) of one side for ``method`` (full or lora); runs in this process."""
+    """Peak training memory (MB) and samples/s of one side for ``method`` (``METHODS``), in this process."""
+    import time
+
     import torch
     from transformers import set_seed
 
@@ -102,7 +120,7 @@ def measure(side: str, method: str, spec: dict) -> dict:
     if side == "trainer":
         from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-        if method in ("lora", "qlora"):
+        if method != "full":
             from peft import LoraConfig, get_peft_model
 
             model = get_peft_model(model, LoraConfig(
@@ -117,9 +135,12 @@ def measure(side: str, method: str, spec: dict) -> dict:
                 learning_rate=1e-4, report_to=[], logging_strategy="no", save_strategy="no",
                 use_cpu=not cuda, dataloader_num_workers=0, seed=1, disable_tqdm=True,
                 train_sampling_strategy="group_by_length",
+                gradient_checkpointing=method == "lora+checkpointing",
+                gradient_checkpointing_kwargs={"use_reentrant": False},
             )  # fmt: skip
             trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=DataCollatorWithPadding(tok))
             before = _start(cuda, resident)
+            started = time.perf_counter()
             trainer.train()
     else:
         from harness import lora
@@ -128,22 +149,25 @@ def measure(side: str, method: str, spec: dict) -> dict:
         from harness.engine import init_process_group
         from harness.trainer import fit
 
-        peft = lora.resolve(method, {}) if method in ("lora", "qlora") else None
+        peft = None if method == "full" else lora.resolve("qlora" if method == "qlora" else "lora", {})
         model = lora.apply(model, peft)
         trainable = lora.parameters(model)[0]
         cfg = TrialConfig(suite="smoke", task="sentiment", objective="ce", model=spec["model"], seed=1, epochs=1,
-                          batch_size=spec["batch"], max_train_samples=n, peft=peft)  # fmt: skip
+                          batch_size=spec["batch"], max_train_samples=n, peft=peft,
+                          gradient_checkpointing=method == "lora+checkpointing")  # fmt: skip
         train = Columns(tokenize(task, data, tok, 128, n)["train"], tok.pad_token_id)
         objective = plugin_loader.load().objectives.get("ce")(task.num_labels)
         init_process_group()  # DeepSpeed imported and its group made before the count, as the Trainer is built
         before = _start(cuda, resident)
+        started = time.perf_counter()
         fit(cfg, 1e-4, model, objective, task, train, {})
+    seconds = time.perf_counter() - started
     if cuda:
         peak = torch.cuda.max_memory_allocated() / 2**20 - before
     else:
         resident.stop.set()
         peak = resident.peak - before
-    return {"peak_mb": peak, "trainable": trainable}
+    return {"peak_mb": peak, "trainable": trainable, "samples_per_s": n / seconds}
 
 
 def _start(cuda: bool, resident: _PeakResident) -> float:
@@ -159,23 +183,28 @@ def _start(cuda: bool, resident: _PeakResident) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dry", action="store_true", help="a tiny decoder and 3 steps (what the tests run)")
-    p.add_argument("--hidden", type=int, default=1024)
-    p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--shape", choices=[s for s in SHAPES if s != "dry"], default="llama-88m")
+    p.add_argument("--methods", default=",".join(METHODS), help=f"a comma-separated subset of {', '.join(METHODS)}")
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     a = p.parse_args()
     if a.dry:
-        a.hidden, a.layers, a.steps, a.batch = 128, 2, 3, 8
+        a.shape, a.steps, a.batch = "dry", 3, 8
+    methods = a.methods.split(",")
+    if set(methods) - set(METHODS):
+        p.error(f"--methods: one or more of {', '.join(METHODS)}")
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(tmp) / "decoder"
-        save_decoder(model, a.hidden, a.layers)
+        params = save_decoder(model, SHAPES[a.shape])
         spec = {"model": str(model), "steps": a.steps, "batch": a.batch, "threads": a.threads}
         where = "GPU max_memory_allocated" if _cuda() else "CPU peak resident memory added by training"
-        print(f"Llama-shaped decoder, hidden {a.hidden}, {a.layers} layers, batch {a.batch}, {a.steps} steps; {where}")
-        print("| method | trainable parameters | Trainer (+ PEFT) MB | harness MB | harness / Trainer |")
-        print("|---|---|---|---|---|")
-        for method in ("full", "lora", "qlora"):
+        print(f"{a.shape} decoder, {params / 1e6:.1f}M parameters, batch {a.batch}, {a.steps} steps, "
+              f"{a.threads} threads; {where}")  # fmt: skip
+        print("| method | trainable parameters | Trainer (+ PEFT) MB | harness MB | harness / Trainer | "
+              "Trainer samples/s | harness samples/s | harness / Trainer |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|")
+        for method in methods:
             got = {}
             for side in SIDES:
                 cmd = [sys.executable, __file__, "--side", side, method, json.dumps(spec)]
@@ -184,8 +213,10 @@ def main() -> None:
                     raise SystemExit(f"{side} {method} failed:\n{done.stderr[-3000:]}")
                 got[side] = json.loads(done.stdout.strip().splitlines()[-1])
             t, h = got["trainer"], got["harness"]
+            speed = h["samples_per_s"] / t["samples_per_s"]
             print(f"| {method} | {h['trainable']:,} (Trainer {t['trainable']:,}) | {t['peak_mb']:.0f} | "
-                  f"{h['peak_mb']:.0f} | {h['peak_mb'] / t['peak_mb']:.2f}x |", flush=True)  # fmt: skip
+                  f"{h['peak_mb']:.0f} | {h['peak_mb'] / t['peak_mb']:.2f}x | {t['samples_per_s']:.1f} | "
+                  f"{h['samples_per_s']:.1f} | {speed:.2f}x |", flush=True)  # fmt: skip
 
 
 def _cuda() -> bool:

@@ -1,4 +1,5 @@
-"""Built-in models: two Hub models of the paper, the offline MiniLM, and a tiny random BERT for tests."""
+"""Built-in models: two Hub models of the paper, the offline MiniLM, and tiny random BERT and Llama
+classifiers for tests and offline demos."""
 
 from __future__ import annotations
 
@@ -69,6 +70,27 @@ def _load_tiny(num_labels: int):
     return tok, BertForSequenceClassification(config)
 
 
+def _load_tiny_llama(num_labels: int):
+    """A random 4-layer Llama-shaped classifier (grouped-query attention, RMSNorm, SwiGLU, rotary
+    positions) pooling its last non-pad token, with the tiny tokenizer: a decoder LLM that runs offline."""
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    tok = tiny_tokenizer()
+    config = LlamaConfig(  # type: ignore[call-arg]  # num_labels: a PretrainedConfig keyword
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=172,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        num_labels=num_labels,
+        pad_token_id=tok.pad_token_id,
+        use_cache=False,
+    )
+    return tok, LlamaForSequenceClassification(config)
+
+
 @hookimpl
 def harness_models():
     return [
@@ -96,5 +118,12 @@ def harness_models():
             _load_tiny,
             {"lr": 2e-3},
             layers=2,
+        ),
+        ModelSpec(
+            "tiny-llama",
+            "random 4-layer Llama-shaped decoder, hidden 64, with the tiny tokenizer; a decoder LLM offline",
+            _load_tiny_llama,
+            {"lr": 2e-3},
+            layers=4,
         ),
     ]

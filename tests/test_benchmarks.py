@@ -63,18 +63,23 @@ def test_step_cost_benchmarks_print_a_ratio_per_variant_against_ce(cola, script,
     assert list(ratios) == variants and float(ratios["ce"]) == 1.0
 
 
-@pytest.mark.slow  # six short trainings in fresh processes: about 60 s
-def test_memory_benchmark_dry_mode_prints_full_lora_and_qlora_against_the_trainer():
+@pytest.mark.slow  # eight short trainings in fresh processes: about 80 s
+def test_memory_benchmark_dry_mode_prints_every_method_against_the_trainer():
     done = subprocess.run([sys.executable, "memory.py", "--dry", "--threads", "1"], cwd=ROOT / "benchmarks",
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = dict(re.findall(r"^\| (full|lora|qlora) \| (.+) \|$", done.stdout, re.M))
-    assert set(rows) == {"full", "lora", "qlora"}
+    rows = dict(re.findall(r"^\| (full|lora|lora\+checkpointing|qlora) \| (.+) \|$", done.stdout, re.M))
+    assert set(rows) == {"full", "lora", "lora+checkpointing", "qlora"}
     for row in rows.values():
-        trainable, trainer_mb, harness_mb, ratio = [c.strip() for c in row.split("|")]
+        trainable, trainer_mb, harness_mb, mb_ratio, trainer_sps, harness_sps, sps_ratio = [
+            c.strip() for c in row.split("|")
+        ]
         ours, theirs = re.match(r"([\d,]+) \(Trainer ([\d,]+)\)", trainable).groups()
         assert ours == theirs  # the same parameters train on both sides
-        assert float(trainer_mb) > 0 and float(harness_mb) > 0
-        assert float(ratio.rstrip("x")) == pytest.approx(float(harness_mb) / float(trainer_mb), rel=0.1, abs=0.05)
-    full, lora, qlora = (int(rows[m].split("(")[0].replace(",", "")) for m in ("full", "lora", "qlora"))
-    assert lora < full / 5 and qlora == lora
+        assert float(trainer_mb) > 0 and float(harness_mb) > 0 and float(trainer_sps) > 0 and float(harness_sps) > 0
+        for ratio, mine, peer in ((mb_ratio, harness_mb, trainer_mb), (sps_ratio, harness_sps, trainer_sps)):
+            assert float(ratio.rstrip("x")) == pytest.approx(float(mine) / float(peer), rel=0.1, abs=0.05)
+    full, lora, checkpointed, qlora = (
+        int(rows[m].split("(")[0].replace(",", "")) for m in ("full", "lora", "lora+checkpointing", "qlora")
+    )
+    assert lora < full / 5 and checkpointed == qlora == lora

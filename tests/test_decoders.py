@@ -191,3 +191,13 @@ def test_qlora_quantizes_a_decoder_and_its_merged_model_is_what_it_computed(deco
     assert torch.allclose(plain(**batch).logits, adapted, atol=1e-4)
     fresh = pretrained(decoders[kind], "").load(2)[1]
     assert fresh.load_state_dict(plain.state_dict(), strict=True)  # the shapes of the model class
+
+
+def test_the_readmes_offline_decoder_command_runs(cli, tmp_path):
+    """The README's decoder command, on the built-in `tiny-llama` (data trimmed to keep the suite fast)."""
+    args = ["run", "--model", "tiny-llama", "--objectives", "ce,cmi_min", "--peft", "lora", "--seeds", "1,2"]
+    code, _, err = cli(*args, "--epochs", "1", "--max-train-samples", "128", "--quiet", "--output-dir", str(tmp_path))
+    assert code == 0, err
+    records = _records(tmp_path)
+    assert len(records) == 8 and {r["status"] for r in records} == {"completed"}  # 2 tasks x 2 objectives x 2 seeds
+    assert all(0 < r["trainable_parameters"] < r["total_parameters"] / 2 for r in records)
