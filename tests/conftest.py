@@ -19,6 +19,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["HARNESS_EXECUTOR"] = "local"  # fast in-process trials; tests of the Ray path say --executor ray
 
 
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (the README's ``-n 2``) the Ray tests run one after another on one worker,
+    while the other worker takes the rest: never two Ray clusters at once on a small machine."""
+    for item in items:
+        if item.get_closest_marker("ray") is not None:
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     os.environ["HARNESS_CACHE"] = str(tmp_path_factory.mktemp("cache"))

@@ -41,15 +41,18 @@ def test_a_decoder_without_a_pad_token_trains_ce_and_cmi_min_in_both_spaces(cli,
     assert "cmi_features" in _records(tmp_path / "b")[0]["final"]["validation"]
 
 
-def test_half_students_of_a_decoder_distil_from_its_teachers(cli, decoders, tmp_path):
+@pytest.mark.parametrize("peft", [[], ["--peft", "lora"]], ids=["full", "lora"])
+def test_half_students_of_a_decoder_distil_from_its_teachers(cli, decoders, tmp_path, peft):
     """kd and cmi_max_kd with a Qwen2:half student failed at the first forward (IndexError in the KV
-    cache: the kept layers carried their old layer_idx); Qwen2's per-layer layer_types are trimmed too."""
+    cache: the kept layers carried their old layer_idx); Qwen2's per-layer layer_types are trimmed too.
+    With LoRA too: teachers, the continued teacher and the students all train adapters."""
     qwen = str(decoders["qwen2"])
-    args = ["--model", f"{qwen}:half", "--teacher-model", qwen, "--objectives", "kd,cmi_max_kd"]
+    args = ["--model", f"{qwen}:half", "--teacher-model", qwen, "--objectives", "kd,cmi_max_kd", *peft]
     code, _, err = cli("run", *args, *SMALL, "--output-dir", str(tmp_path))
     assert code == 0, err
     records = _records(tmp_path)
     assert {r["status"] for r in records} == {"completed"} and len(records) == 5  # 3 teachers (copied), 2 students
+    assert all((r["trainable_parameters"] < r["total_parameters"] / 2) == bool(peft) for r in records)
     students = [r for r in records if r["config"]["model"].endswith(":half")]
     assert [r["student_layers"] for r in students] == [[0, 3], [0, 3]]
     from harness.models import resolve

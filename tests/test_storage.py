@@ -54,7 +54,7 @@ def _files(bucket: pafs.S3FileSystem, prefix: str) -> list[str]:
 
 
 def test_a_run_on_s3_keeps_everything_there_and_fetches_what_the_driver_reads(s3, cli, tmp_path):
-    args = ["--objectives", "kd", "--teacher-model", "tiny", "--seeds", "1", "--epochs", "2", "--threads", "1"]
+    args = ["--objectives", "kd", "--teacher-model", "tiny", "--seeds", "1", "--epochs", "1", "--threads", "1"]
     args += [*SMALL_DATA_FLAGS, "--quiet"]
     code, _, err = cli("run", *args, "--executor", "local", "--output-dir", str(tmp_path / "local"))
     assert code == 0, err
