@@ -17,8 +17,9 @@ from common import arguments, glue_train, interleaved, print_ratios
 from harness import plugins as plugin_loader
 from harness.config import TrialConfig
 from harness.engine import build, harness_clip
+from harness.forward import NOT_INPUTS
 from harness.models import resolve
-from harness.trainer import NOT_INPUTS, predict_logits, train_step
+from harness.trainer import predict_logits, train_step
 
 
 def main() -> None:

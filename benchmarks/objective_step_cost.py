@@ -17,7 +17,8 @@ from common import arguments, glue_train, interleaved, print_ratios
 from harness import plugins as plugin_loader
 from harness.config import TrialConfig
 from harness.engine import build, harness_clip
-from harness.trainer import _FeatureTap, train_step
+from harness.forward import FeatureTap
+from harness.trainer import train_step
 
 OBJECTIVES = {"ce": {}, "cmi_min": {}, "cmi_min (features)": {"space": "features"}}
 
@@ -35,7 +36,7 @@ def main() -> None:
         cfg = TrialConfig(suite="glue", task=task.name, objective=objective.name, model="minilm-l6", seed=1)
         engine = build(copy.deepcopy(model), cfg, 2e-5, a.rounds + a.warmup)
         engine.train()
-        tap = _FeatureTap(engine.module) if "features" in objective.needs else None
+        tap = FeatureTap(engine.module) if "features" in objective.needs else None
         clip = harness_clip(cfg)
         steps[name] = lambda batch, e=engine, o=objective, t=tap, c=clip: train_step(e, o, [batch], t, c)
     print(f"minilm-l6, {task.name}, batch {a.batch_size}, {a.rounds} interleaved rounds, {a.threads} threads")

@@ -26,8 +26,8 @@ from harness import engine as ds_engine
 from harness.batching import Columns, eval_batches, train_batches
 from harness.config import TrialConfig
 from harness.errors import TrialFailed
+from harness.forward import FeatureTap, forward
 from harness.metrics import cmi_stats, glue_metrics
-from harness.models import head_of
 from harness.objective import Objective, Outputs
 from harness.suite import Task
 
@@ -50,44 +50,6 @@ class FitResult:
     train_samples: int = 0
     notes: list[str] = field(default_factory=list)  # e.g. a damaged checkpoint that was discarded
     kept_epoch: int = 0  # with cfg.save_model == "best": the epoch whose weights the model holds at the end
-
-
-class _FeatureTap:
-    """Keeps the vector the classification head reads for each example: its input when the model
-    pools before the head (encoders); when the head scores every token and the model pools after it
-    (decoders), the input at the token the model pools, the last that is not padding, found the
-    way the model finds it (``input_ids`` against the config's pad id)."""
-
-    def __init__(self, model: torch.nn.Module):
-        self.value: torch.Tensor | None = None
-        self.input_ids: torch.Tensor | None = None  # set by the forward before each call
-        self.pad_id = getattr(model.config, "pad_token_id", None)
-        self.handle = head_of(model).register_forward_pre_hook(self._keep)
-
-    def _keep(self, module, args):
-        x = args[0]
-        if x.dim() == 2:
-            self.value = x
-            return
-        width = x.shape[1]
-        if self.pad_id is None or self.input_ids is None:
-            last = torch.full((x.shape[0],), width - 1, device=x.device)
-        else:
-            real = (self.input_ids != self.pad_id).to(x.device, torch.long)
-            last = (torch.arange(width, device=x.device) * real).argmax(-1)
-        self.value = x[torch.arange(x.shape[0], device=x.device), last]
-
-
-NOT_INPUTS = ("labels", "idx", "teacher_logits")
-
-
-def _forward(engine, batch: dict[str, torch.Tensor], tap: _FeatureTap | None) -> Outputs:
-    inputs = {k: v for k, v in batch.items() if k not in NOT_INPUTS}
-    if tap is not None:
-        tap.input_ids = inputs.get("input_ids")
-    logits = engine(**inputs).logits.float()
-    features = tap.value.float() if tap is not None and tap.value is not None else None
-    return Outputs(logits, batch["labels"], batch["idx"], features, batch.get("teacher_logits"))
 
 
 def _mean_over_ranks(loss: float, parts: dict[str, float]) -> tuple[float, dict[str, float]]:
@@ -121,7 +83,7 @@ def _eval_pass(model, split: Columns, batch_size: int, tap=None, shape=None):
     with torch.no_grad():
         for rows in eval_batches(split.lengths, batch_size):
             batch = {k: v.to(device) for k, v in split.collate(rows).items()}
-            out = _forward(model, batch, tap)
+            out = forward(model, batch, tap)
             logits = out.logits.double().cpu().numpy()
             logits_out = np.zeros((len(split), logits.shape[1])) if logits_out is None else logits_out
             logits_out[rows] = logits
@@ -139,7 +101,7 @@ def predict_logits(model, split: Columns, batch_size: int) -> np.ndarray:
 
 
 def train_step(
-    engine, objective: Objective, micro: list[dict[str, torch.Tensor]], tap: _FeatureTap | None, clip: float = 0.0
+    engine, objective: Objective, micro: list[dict[str, torch.Tensor]], tap: FeatureTap | None, clip: float = 0.0
 ):
     """One optimizer step over a rank's share of the global batch, in ``micro``-batches (gradient
     accumulation: DeepSpeed scales each backward by 1/N and steps at the last), then
@@ -151,7 +113,7 @@ def train_step(
     losses, outs = [], []
     for batch in micro:
         with record_function("harness.forward"):
-            out = _forward(engine, batch, tap)
+            out = forward(engine, batch, tap)
         with record_function("harness.loss"):
             lo = objective.loss(out)
             loss = float(lo.loss.detach())
@@ -230,7 +192,7 @@ class _Stepper:
     total: int  # optimizer steps of the whole training, for the schedule of a rebuilt engine
     objective: Objective
     train: Columns
-    tap: _FeatureTap | None
+    tap: FeatureTap | None
     teacher_logits: torch.Tensor | None
     notes: list[str]  # where a halved micro-batch is said
 
@@ -275,13 +237,13 @@ class _Stepper:
         return loss, parts
 
 
-def train_pass(engine, split: Columns, objective: Objective, batch_size: int, tap: _FeatureTap | None) -> None:
+def train_pass(engine, split: Columns, objective: Objective, batch_size: int, tap: FeatureTap | None) -> None:
     """Eval-mode pass over the training data for objectives that ask for one (``wants_train_pass``)."""
     engine.eval()
     with torch.no_grad():
         for rows in eval_batches(split.lengths, batch_size):
             batch = {k: v.to(engine.device) for k, v in split.collate(rows).items()}
-            objective.on_pass_batch(_forward(engine, batch, tap))
+            objective.on_pass_batch(forward(engine, batch, tap))
     objective.on_pass_end()
 
 
@@ -346,7 +308,7 @@ def fit(
     if cfg.gradient_checkpointing:  # recompute activations in backward: memory for time
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})  # type: ignore[operator]
     result = FitResult()
-    tap = _FeatureTap(model) if "features" in objective.needs or cfg.feature_cmi_temperature else None
+    tap = FeatureTap(model) if "features" in objective.needs or cfg.feature_cmi_temperature else None
     stepper = _Stepper(
         ds_engine.build(model, cfg, lr, total), cfg, lr, total, objective, train, tap, teacher_logits, result.notes
     )

@@ -50,6 +50,7 @@ ORDER = [
     "reporter",
     "tracking",
     "trainer",  # training
+    "forward",
     "checkpoint",
     "engine",
     "batching",

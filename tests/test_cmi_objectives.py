@@ -190,8 +190,9 @@ def test_features_space_dev_cmi_matches_a_recomputation_from_the_pooled_vectors(
 
     from harness.batching import Columns
     from harness.data import tokenize
+    from harness.forward import FeatureTap
     from harness.metrics import cmi_stats
-    from harness.trainer import _FeatureTap, evaluate
+    from harness.trainer import evaluate
 
     suite = loaded.suites.get("smoke")
     task = suite.task("nli")
@@ -199,7 +200,7 @@ def test_features_space_dev_cmi_matches_a_recomputation_from_the_pooled_vectors(
     tok, model = loaded.models.get("tiny").load(task.num_labels)
     dev = Columns(tokenize(task, suite.load(task, None), tok, 64, 50)["validation"], tok.pad_token_id)
     objective = loaded.objectives.get("cmi_min")(task.num_labels, space="features", temperature=0.5)
-    metrics, _ = evaluate(model, dev, task, 16, objective, _FeatureTap(model))
+    metrics, _ = evaluate(model, dev, task, 16, objective, FeatureTap(model))
     model.eval()
     with torch.no_grad():
         batch = dev.collate(np.arange(len(dev)))

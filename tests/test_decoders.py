@@ -68,8 +68,8 @@ def test_features_are_read_where_the_model_pools_so_the_head_of_them_is_the_logi
     """The head is found by structure (decoders call it `score`), and for a right-padded batch the tapped
     vector is the one at the last non-pad token: score(features) equals the model's own logits."""
     from harness.batching import Columns
+    from harness.forward import FeatureTap, forward
     from harness.models import resolve
-    from harness.trainer import _FeatureTap, _forward
 
     tok, model = resolve(str(decoders[kind]), {}).load(2)
     model.eval()
@@ -81,9 +81,9 @@ def test_features_are_read_where_the_model_pools_so_the_head_of_them_is_the_logi
     cols = Columns(datasets.Dataset.from_dict({**rows, "length": [len(x) for x in enc["input_ids"]]}), tok.pad_token_id)
     batch = cols.collate(torch.arange(3).numpy())
     assert (batch["input_ids"] == tok.pad_token_id).any()  # padded on the right
-    tap = _FeatureTap(model)
+    tap = FeatureTap(model)
     with torch.no_grad():
-        out = _forward(model, batch, tap)
+        out = forward(model, batch, tap)
         head = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 2][-1]
         assert torch.allclose(head(out.features), out.logits, atol=1e-5)
 

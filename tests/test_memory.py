@@ -59,7 +59,7 @@ def _out_of_memory_above(monkeypatch, rows: int, from_step: int = 0):
 
     from harness import trainer
 
-    real, calls = trainer._forward, []
+    real, calls = trainer.forward, []
 
     def forward(engine, batch, tap):
         out = real(engine, batch, tap)
@@ -69,7 +69,7 @@ def _out_of_memory_above(monkeypatch, rows: int, from_step: int = 0):
                 raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return out
 
-    monkeypatch.setattr(trainer, "_forward", forward)
+    monkeypatch.setattr(trainer, "forward", forward)
     return calls
 
 
