@@ -1,4 +1,5 @@
-"""Two gloo workers with the same global batch follow the one-worker loss curve."""
+"""Two gloo workers with the same global batch follow the one-worker loss curve; ZeRO-2 and ZeRO-3 trials
+on two workers resume to the uninterrupted numbers."""
 
 import os
 import socket
@@ -12,7 +13,7 @@ from harness.results import RECORD, read_json
 from harness.trial import run_trial
 from tests.helpers import NO_DROPOUT
 
-pytestmark = pytest.mark.slow  # each spawns two interpreters that import torch and DeepSpeed: about 12 s
+pytestmark = pytest.mark.slow  # each spawns two interpreters that import torch and DeepSpeed: 12-17 s
 
 
 def _worker(rank: int, world: int, port: int, config: dict, trial_dir: str, cache: str) -> None:
@@ -68,3 +69,49 @@ def test_two_workers_follow_the_one_worker_loss_curve(tmp_path, monkeypatch, obj
     assert parts(two) == [pytest.approx(p, rel=1e-3) for p in parts(one)]
     assert two["final"]["validation"]["accuracy"] == pytest.approx(one["final"]["validation"]["accuracy"], abs=0.01)
     assert two["data"]["train_examples"] == one["data"]["train_examples"]
+
+
+class _Interrupt(BaseException):
+    """Ctrl-C in both workers at the same step: not an Exception, so the trial does not catch it."""
+
+
+def _zero_worker(rank: int, world: int, port: int, config: dict, root: str, cache: str) -> None:
+    """Runs the trial straight, then interrupted in its third epoch, then resumed; every run on both ranks."""
+    from pathlib import Path
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), HARNESS_CACHE=cache)  # fmt: skip
+    cfg = TrialConfig.from_dict(config)
+    assert run_trial(cfg, Path(root) / "straight").completed
+
+    def stop_in_third_epoch(event):
+        if event["event"] == "step" and event["epoch"] == 3:
+            raise _Interrupt
+
+    try:
+        run_trial(cfg, Path(root) / "resumed", stop_in_third_epoch)
+        raise AssertionError("the trial was not interrupted")
+    except _Interrupt:
+        pass
+    shards = list((Path(root) / "resumed" / "checkpoint").rglob("*optim_states.pt"))
+    assert len(shards) == world, shards  # one optimizer shard a worker
+    epochs = []
+    assert run_trial(cfg, Path(root) / "resumed", lambda e: epochs.append(e.get("epoch"))).completed
+    assert set(epochs) == {3}, epochs  # only the third epoch trained again
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_a_zero_trial_on_two_workers_resumes_to_the_uninterrupted_numbers(tmp_path, stage):
+    """Each worker writes its shard of DeepSpeed's checkpoint and loads it back; the resumed trial ends with
+    the records of the straight one. Spawned processes: ZeRO-3 leaves its patches behind in a process."""
+    from harness import plugins as plugin_loader
+
+    loaded = plugin_loader.load()
+    plan = make_plan(loaded, "smoke", ["nli"], ["cmi_min"], "tiny", [2], check_model=False, epochs=3, threads=1,
+                     zero_stage=stage, max_train_samples=256, max_dev_samples=64)  # fmt: skip
+    config = plan.trials[0].to_dict()
+    mp.spawn(_zero_worker, args=(2, _free_port(), config, str(tmp_path), os.environ["HARNESS_CACHE"]), nprocs=2)
+    straight, resumed = (read_json(tmp_path / name / RECORD) for name in ("straight", "resumed"))
+    assert straight["status"] == resumed["status"] == "completed"
+    assert resumed["epochs"] == straight["epochs"] and resumed["final"] == straight["final"]
+    assert not (tmp_path / "resumed" / "checkpoint").exists()  # removed once the trial completed
