@@ -21,6 +21,8 @@ from harness import hub
 from harness.errors import HarnessError
 
 Loaded = tuple[Any, Any]  # (tokenizer, model for sequence classification)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model",
+                   "spiece.model", "sentencepiece.bpe.model")  # fmt: skip  # any one: AutoTokenizer can load
 _LOAD_DTYPE: ContextVar[Any] = ContextVar("load_dtype", default=None)
 
 
@@ -74,6 +76,11 @@ def pretrained(
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if cached_only:
                 first = "the Hub is not reachable from here and no copy is in the local Hugging Face cache"
+            elif local and _lacks_tokenizer(Path(source)):
+                first = (
+                    f"it has no tokenizer files (none of {', '.join(TOKENIZER_FILES)}); save the tokenizer "
+                    f"beside the model: tokenizer.save_pretrained({str(source)!r})"
+                )
             raise HarnessError(
                 f"cannot load a model from {where} {str(source)!r}: {first}. It needs config.json, weights and "
                 f"tokenizer files; offline, use a local directory or a built-in model such as minilm-l6 or tiny"
@@ -81,6 +88,17 @@ def pretrained(
         return for_classification(tok, model, str(source))
 
     return ModelSpec(name or str(source), description, load, dict(defaults), layers)
+
+
+def _lacks_tokenizer(directory: Path) -> bool:
+    """A readable config.json and none of the files a tokenizer loads from."""
+    import json
+
+    try:
+        json.loads((directory / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return not any((directory / f).exists() for f in TOKENIZER_FILES)
 
 
 def for_classification(tok, model, source: str) -> Loaded:

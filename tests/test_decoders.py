@@ -204,3 +204,17 @@ def test_the_readmes_offline_decoder_command_runs(cli, tmp_path):
     records = _records(tmp_path)
     assert len(records) == 8 and {r["status"] for r in records} == {"completed"}  # 2 tasks x 2 objectives x 2 seeds
     assert all(0 < r["trainable_parameters"] < r["total_parameters"] / 2 for r in records)
+
+
+def test_a_model_folder_without_tokenizer_files_is_refused_in_one_line(cli, decoders, tmp_path):
+    import shutil
+
+    folder = tmp_path / "no-tokenizer"
+    shutil.copytree(decoders["llama"], folder)
+    for file in folder.iterdir():
+        if file.name not in ("config.json", "model.safetensors"):
+            file.unlink()
+    code, _, err = cli("run", "--model", str(folder), "--seeds", "1", "--output-dir", str(tmp_path / "runs"))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "has no tokenizer files" in err and "tokenizer.save_pretrained" in err and str(folder) in err
+    assert not (tmp_path / "runs").exists()  # refused before a run directory exists

@@ -2,6 +2,7 @@
 through the entry-point group (broken ones skipped with a warning), and suites whose tasks or data
 break the contract refused when they load."""
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -115,7 +116,9 @@ def installed(tmp_path_factory):
     """)
     )
     (broken / "harness_broken.py").write_text("raise ImportError('this plugin is broken on purpose')\n")
-    for pkg in (ROOT / "examples" / "harness-example-plugin", broken):
+    example = tmp_path_factory.mktemp("example") / "harness-example-plugin"  # pip builds in the source tree:
+    shutil.copytree(ROOT / "examples" / "harness-example-plugin", example)  # a copy, so xdist workers never race
+    for pkg in (example, broken):
         subprocess.run(
             [
                 sys.executable,
