@@ -3,7 +3,8 @@
 on the same decoder, data, batch and steps: full fine-tuning; LoRA (r 8, alpha 16, dropout 0.05,
 all-linear, the head trained fully); LoRA with gradient checkpointing; QLoRA (the same adapters on a
 4-bit NormalFloat base with double quantization; the Trainer side loads it the usual way,
-``BitsAndBytesConfig`` in ``from_pretrained``). Each side of each row in a fresh process.
+``BitsAndBytesConfig`` in ``from_pretrained``). Each side of each row in a fresh process
+(``peer.in_fresh_process``).
 
 On a GPU the memory figure is ``torch.cuda.max_memory_allocated`` over the training steps; on the
 CPU it is the process's peak resident memory over the training steps (sampled every 5 ms) less its
@@ -20,15 +21,12 @@ vocabulary's tokenizer, its embedding as wide as the shape's real vocabulary.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 from pathlib import Path
 
-from peer import _single_process_env
+from peer import in_fresh_process
 
 LORA = {"r": 8, "alpha": 16, "dropout": 0.05, "targets": "all-linear"}
 SIDES = ("trainer", "harness")
@@ -207,11 +205,7 @@ def main() -> None:
         for method in methods:
             got = {}
             for side in SIDES:
-                cmd = [sys.executable, __file__, "--side", side, method, json.dumps(spec)]
-                done = subprocess.run(cmd, capture_output=True, text=True, env=_single_process_env())
-                if done.returncode != 0:
-                    raise SystemExit(f"{side} {method} failed:\n{done.stderr[-3000:]}")
-                got[side] = json.loads(done.stdout.strip().splitlines()[-1])
+                got[side] = in_fresh_process(measure, side, method, spec)
             t, h = got["trainer"], got["harness"]
             speed = h["samples_per_s"] / t["samples_per_s"]
             print(f"| {method} | {h['trainable']:,} (Trainer {t['trainable']:,}) | {t['peak_mb']:.0f} | "
@@ -226,7 +220,4 @@ def _cuda() -> bool:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--side":  # one measured side: memory.py --side SIDE METHOD SPEC
-        print(json.dumps(measure(sys.argv[2], sys.argv[3], json.loads(sys.argv[4]))))
-    else:
-        main()
+    main()

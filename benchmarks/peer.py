@@ -3,7 +3,7 @@ its users configure it for speed (``DataCollatorWithPadding``: each batch padded
 ``train_sampling_strategy="group_by_length"``: batches of similar lengths; bf16 on a GPU), on the
 same model, task, batch, examples and threads. A second, labelled column is the Trainer as
 ``run_glue.py`` sets it up by default (every sequence padded to 128), which is not a fair peer.
-Each side is timed in a subprocess of its own (Trainer wraps its model in DDP once the harness's
+Each side is timed in a process of its own (Trainer wraps its model in DDP once the harness's
 process group exists in a process), and the sides alternate in rounds, their order rotating, so a
 load that comes and goes on a shared machine shows as spread in the per-round ratio rather than
 as bias. Used by throughput_vs_trainer.py and gpu_check.py; the peer needs ``pip install -e '.[bench]'``.
@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -124,20 +123,66 @@ def _single_process_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
 
 
+PRELOAD = ("torch", "transformers", "peft", "bitsandbytes", "deepspeed", "harness.trainer", "harness.lora")
+
+
+def in_fresh_process(fn, *args):
+    """``fn(*args)`` in a process of its own, its result returned; its error raised here with the child's
+    traceback. Without CUDA the process is forked from a server that has imported ``PRELOAD`` and
+    nothing else (no model, no tensor, no thread: a clean process, about 8 s of imports saved per side
+    on a 2-core CPU); with CUDA, which a forked process cannot share, a fresh interpreter (spawn)."""
+    import multiprocessing
+
+    import torch
+
+    if torch.cuda.is_available():
+        ctx = multiprocessing.get_context("spawn")
+    else:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(list(PRELOAD))  # a module that is not installed is skipped
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_child, args=(send, fn, args))
+    child.start()
+    send.close()  # the child holds the only writing end: its death ends recv() with EOFError
+    try:
+        ok, value = receive.recv()
+    except EOFError:
+        ok, value = False, f"the process died (exit code {child.join() or child.exitcode})"
+    child.join()
+    if not ok:
+        raise RuntimeError(f"{getattr(fn, '__name__', fn)}{args!r} failed:\n{value}")
+    return value
+
+
+def _child(send, fn, args) -> None:
+    """Runs in the fresh process: its output goes to a file, shown only with its error."""
+    import traceback
+
+    for name in LAUNCHER_VARIABLES:  # a caller that joined a process group must not make the child expect one
+        os.environ.pop(name, None)
+    with tempfile.TemporaryFile("w+") as log:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+            os.dup2(log.fileno(), stream.fileno())
+        try:
+            send.send((True, fn(*args)))
+        except BaseException:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            log.seek(0)
+            send.send((False, log.read()[-3000:] + traceback.format_exc()))
+
+
 def rounds(spec: dict, count: int, label: str, sides: tuple[str, ...] = SIDES) -> list[float]:
     """``count`` rounds of ``sides`` (by default all three: the fast Trainer, run_glue.py's pad-128
-    Trainer, the harness), each in a fresh subprocess, the order rotating from round to round;
+    Trainer, the harness), each in a fresh process (``in_fresh_process``), the order rotating from round to round;
     prints each round and the median and range of harness / fast Trainer (the headline) and of
     harness / pad-128 Trainer (labelled); returns the headline ratios."""
     ratios: dict[str, list[float]] = {peer: [] for peer in sides if peer != "harness"}
     for r in range(count):
         rates = {}
         for side in sides[r % len(sides) :] + sides[: r % len(sides)]:
-            cmd = [sys.executable, __file__, side, json.dumps(spec)]
-            done = subprocess.run(cmd, capture_output=True, text=True, env=_single_process_env())
-            if done.returncode != 0:
-                raise SystemExit(f"{side} side failed:\n{done.stderr[-3000:]}")
-            rates[side] = json.loads(done.stdout.strip().splitlines()[-1])
+            rates[side] = in_fresh_process(time_side, side, spec)
         for peer in ratios:
             ratios[peer].append(rates["harness"] / rates[peer])
         peers = " | ".join(f"{LABELS[p]} {rates[p]:.1f} samples/s ({ratios[p][-1]:.2f}x)" for p in ratios)

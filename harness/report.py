@@ -80,7 +80,7 @@ class Report:
         learned = learned.set_index(["task", "objective"])
         for r in res.itertuples():
             if r.kind == "average":
-                out.loc[r.row, r.objective] = f"{r.mean:.2f} ({r.n} tasks)"
+                out.loc[r.row, r.objective] = f"{r.mean:.2f} ({r.n} task{'s' if r.n != 1 else ''})"
                 continue
             cell = f"{r.mean:.2f} ± {r.std:.2f} (n={r.n}" if r.n > 1 else f"{r.mean:.2f} (n=1"
             if r.headline and (r.task, r.objective) in learned.index:

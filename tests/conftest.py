@@ -25,11 +25,10 @@ os.environ["HARNESS_EXECUTOR"] = "local"  # fast in-process trials; tests of the
 
 
 def pytest_collection_modifyitems(items):
-    """Under pytest-xdist (the README's ``-n 2``) the Ray tests run one after another on one worker,
-    while the other worker takes the rest: never two Ray clusters at once on a small machine."""
-    for item in items:
-        if item.get_closest_marker("ray") is not None:
-            item.add_marker(pytest.mark.xdist_group("ray"))
+    """The long tests first (Ray, then slow; otherwise in file order): pytest-xdist then starts them
+    while short tests remain to fill the other worker, rather than ending the run with one worker
+    idle beside a long Ray test."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("ray") else 1 if item.get_closest_marker("slow") else 2)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,6 +2,8 @@
 through the entry-point group (broken ones skipped with a warning), and suites whose tasks or data
 break the contract refused when they load."""
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -205,6 +207,37 @@ def test_the_example_suite_plugin_runs_end_to_end(installed, cli, tmp_path, monk
     assert code == 0, err
     (record,) = tmp_path.glob("*/trials/*/record.json")
     assert '"status": "completed"' in record.read_text()
+
+
+def test_the_example_model_tracker_and_reporter_plugins_run_end_to_end(installed, cli, tmp_path, monkeypatch):
+    """One trial of the example model, logged by the example tracker, reported by the example reporter."""
+    listed = _harness(installed, "list", env_extra={"COLUMNS": "200"})  # one row per entry
+    assert listed.returncode == 0, listed.stderr
+    for name in ("char-bert", "distilroberta", "jsonl", "latex"):
+        assert re.search(rf"│ {name} +│ harness-example-plugin 0\.1\.0 ", listed.stdout), name
+    args = ("--model", "char-bert", "--tracker", "jsonl", "--tasks", "sentiment", "--objectives", "ce")
+    code, _, err = _run_in_process(cli, installed, monkeypatch, *args, "--seeds", "1", "--epochs", "1",
+                                   *SMALL_DATA_FLAGS, "--output-dir", str(tmp_path / "runs"), "--quiet")  # fmt: skip
+    assert code == 0, err
+    (run_dir,) = (p.parent for p in (tmp_path / "runs").glob("*/run.json"))
+    (record,) = (json.loads(p.read_text()) for p in run_dir.glob("trials/*/record.json"))
+    assert record["status"] == "completed" and record["config"]["model"] == "char-bert"
+    assert record["lr"] == 2e-3  # the model's default, used
+
+    (log,) = (tmp_path / "runs" / "jsonl").iterdir()  # the tracking directory: the output directory
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert events[0]["params"]["model"] == "char-bert"
+    steps = [e for e in events if "train/loss" in e.get("metrics", {})]
+    assert len(steps) == 256 // 32 and all(e["metrics"]["train/loss"] > 0 for e in steps)  # one per step
+    epoch = [e["metrics"] for e in events if "validation/accuracy" in e.get("metrics", {})]  # one epoch
+    assert len(epoch) == 1 and epoch[0]["validation/accuracy"] == record["final"]["validation"]["accuracy"]
+
+    code, _, err = cli("report", str(run_dir), "--formats", "latex", "--output", str(tmp_path / "report"))
+    assert code == 0, err
+    tex = (tmp_path / "report" / "report.tex").read_text()
+    assert tex.count(r"\begin{tabular}") == tex.count(r"\end{tabular}") >= 2
+    assert r"\subsection*{smoke / char-bert: dev results" in tex and "sentiment" in tex
+    assert "_" not in tex.replace(r"\_", "")  # escaped
 
 
 def test_autoload_switch_keeps_only_the_builtins(installed):
