@@ -24,13 +24,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["HARNESS_EXECUTOR"] = "local"  # fast in-process trials; tests of the Ray path say --executor ray
 
 
-def pytest_collection_modifyitems(items):
-    """The long tests first (Ray, then slow; otherwise in file order): pytest-xdist then starts them
-    while short tests remain to fill the other worker, rather than ending the run with one worker
-    idle beside a long Ray test."""
-    items.sort(key=lambda item: 0 if item.get_closest_marker("ray") else 1 if item.get_closest_marker("slow") else 2)
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     os.environ["HARNESS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
