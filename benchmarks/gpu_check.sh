@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
-# GPU readiness for a machine with one CUDA GPU and no network (under 10 minutes): the harness's
-# DeepSpeed loop in bf16 on a BERT-base-shaped model must learn, and its samples/s is printed
-# against a Hugging Face Trainer on the same GPU. Needs cmi-harness installed (from carried
-# wheels: pip install --no-index --find-links WHEELS -e .); no Hub, no download.
-# Then the decoder check: peak training memory and samples/s of a Qwen2-0.5B-shaped decoder, full,
-# LoRA, LoRA with checkpointing and QLoRA, against a Trainer (+ PEFT) on the same GPU
-# (benchmarks/memory.py, a few minutes).
-# `--dry` runs the first part on the CPU with a tiny model (the tests do; memory.py has its own
-# dry test).
+# GPU readiness for a machine with one CUDA GPU and no network, in parts that each fit one
+# 10-minute call (name some to run only those; none runs all three):
+#   bert     the harness's DeepSpeed loop in bf16 on a BERT-base-shaped model must learn, and its
+#            samples/s is printed against a Hugging Face Trainer on the same GPU (gpu_check.py);
+#   decoder  peak training memory and samples/s of a Qwen2-0.5B-shaped decoder, full, LoRA, LoRA
+#            with checkpointing and QLoRA, against a Trainer (+ PEFT) on the same GPU (memory.py);
+#   8b       the headline: a Llama-3-8B-shaped decoder in bf16 with LoRA and gradient checkpointing,
+#            peak memory (the model's included) and samples/s on one card, against the Trainer + PEFT.
+# Needs cmi-harness installed (from carried wheels: pip install --no-index --find-links WHEELS -e .);
+# no Hub, no download. `--dry` runs the bert part on the CPU with a tiny model (the tests do;
+# memory.py has its own dry test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-timeout 600 "$PY" benchmarks/gpu_check.py "$@"
-if [ "${1:-}" != "--dry" ]; then
-    timeout 420 "$PY" benchmarks/memory.py --shape qwen2-0.5b --steps 20
+if [ "${1:-}" = "--dry" ]; then
+    exec timeout 600 "$PY" benchmarks/gpu_check.py --dry
 fi
+PARTS=("$@")
+[ ${#PARTS[@]} -eq 0 ] && PARTS=(bert decoder 8b)
+for part in "${PARTS[@]}"; do
+    case "$part" in
+        bert) timeout 540 "$PY" benchmarks/gpu_check.py ;;
+        decoder) timeout 540 "$PY" benchmarks/memory.py --shape qwen2-0.5b --steps 20 ;;
+        8b) timeout 540 "$PY" benchmarks/memory.py --shape llama3-8b --dtype bf16 --methods lora+checkpointing \
+                --steps 10 --batch 8 ;;
+        *) echo "unknown part '$part': bert, decoder or 8b (or --dry)" >&2; exit 2 ;;
+    esac
+done

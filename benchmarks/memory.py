@@ -7,14 +7,16 @@ all-linear, the head trained fully); LoRA with gradient checkpointing; QLoRA (th
 (``peer.in_fresh_process``).
 
 On a GPU the memory figure is ``torch.cuda.max_memory_allocated`` over the training steps; on the
-CPU it is the process's peak resident memory over the training steps (sampled every 5 ms) less its
-resident memory once the model and data are loaded (what training adds: gradients, optimizer
-state, activations). samples/s: the training steps' examples over their wall time (the first step
+CPU it is the process's peak resident memory over the training steps (sampled every 5 ms). The MB
+columns are that peak less the memory in use once the model and data are loaded (what training
+adds: gradients, optimizer state, activations); "in all" is the peak itself, the model included
+(what must fit on one card). samples/s: the training steps' examples over their wall time (the first step
 included on both sides). The model is a randomly initialised decoder (no Hub) with the smoke
 vocabulary's tokenizer, its embedding as wide as the shape's real vocabulary.
 
     python benchmarks/memory.py                          # Llama-shaped, hidden 1024, 8 layers (88.8M)
     python benchmarks/memory.py --shape qwen2-0.5b       # Qwen2-0.5B's shape (494M)
+    python benchmarks/memory.py --shape llama3-8b --dtype bf16 --methods lora+checkpointing  # on a GPU
     python benchmarks/memory.py --dry                    # tiny, 3 steps: what the tests run
 """
 
@@ -34,6 +36,8 @@ METHODS = ("full", "lora", "lora+checkpointing", "qlora")
 SHAPES = {  # the config of each shape's decoder (Qwen2-0.5B's from its config.json)
     "llama-88m": {"kind": "llama", "hidden_size": 1024, "intermediate_size": 2752, "num_hidden_layers": 8,
                   "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": None},
+    "llama3-8b": {"kind": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+                  "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256},  # Llama 3 8B's
     "qwen2-0.5b": {"kind": "qwen2", "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
                    "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936},
     "dry": {"kind": "llama", "hidden_size": 128, "intermediate_size": 344, "num_hidden_layers": 2,
@@ -41,8 +45,12 @@ SHAPES = {  # the config of each shape's decoder (Qwen2-0.5B's from its config.j
 }  # fmt: skip
 
 
-def save_decoder(directory: Path, shape: dict) -> int:
-    """A random decoder sequence classifier of ``shape`` (``SHAPES``) as a model folder; its parameters."""
+DTYPES = ("fp32", "bf16")
+
+
+def save_decoder(directory: Path, shape: dict, dtype: str = "fp32") -> int:
+    """A random decoder sequence classifier of ``shape`` (``SHAPES``) in ``dtype`` as a model folder; its
+    parameters. Built on the GPU where there is one (an 8B model initialises there in seconds)."""
     import torch
     from harness_plugins.models import tiny_tokenizer
     from transformers import LlamaConfig, LlamaForSequenceClassification, Qwen2Config, Qwen2ForSequenceClassification
@@ -56,10 +64,17 @@ def save_decoder(directory: Path, shape: dict) -> int:
     sizes = {k: v for k, v in shape.items() if k != "kind"}
     sizes["vocab_size"] = sizes["vocab_size"] or len(tok)
     config = config_class(**sizes, max_position_embeddings=256, num_labels=2, pad_token_id=tok.pad_token_id)
-    model = model_class(config)
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+        model = model_class._from_config(config, dtype=_torch_dtype(dtype))
     model.save_pretrained(directory)
     tok.save_pretrained(directory)
     return sum(p.numel() for p in model.parameters())
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16}[name]
 
 
 class _PeakResident:
@@ -91,7 +106,7 @@ def measure(side: str, method: str, spec: dict) -> dict:
 
     from harness import plugins as plugin_loader
     from harness.data import tokenize
-    from harness.models import pretrained
+    from harness.models import loading_in, pretrained
 
     torch.set_num_threads(spec["threads"])
     cuda = torch.cuda.is_available()
@@ -100,16 +115,18 @@ def measure(side: str, method: str, spec: dict) -> dict:
     data = smoke.load(task, None)
     n = spec["steps"] * spec["batch"]
     set_seed(1)
-    tok, model = pretrained(spec["model"], "benchmark decoder").load(task.num_labels)
+    dtype = _torch_dtype(spec["dtype"])
+    with loading_in(dtype):  # both sides train the weights in the dtype they load in (--model-dtype)
+        tok, model = pretrained(spec["model"], "benchmark decoder").load(task.num_labels)
     if side == "trainer" and method == "qlora":  # quantized as it loads, as Trainer users do
         from transformers import AutoModelForSequenceClassification, BitsAndBytesConfig
 
         quantization = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.float32, llm_int8_skip_modules=["score"],
+            bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=["score"],
         )  # fmt: skip
         model = AutoModelForSequenceClassification.from_pretrained(
-            spec["model"], quantization_config=quantization, dtype=torch.float32, num_labels=task.num_labels,
+            spec["model"], quantization_config=quantization, dtype=dtype, num_labels=task.num_labels,
             device_map={"": 0} if cuda else None,
         )  # fmt: skip
     elif cuda:
@@ -134,7 +151,7 @@ def measure(side: str, method: str, spec: dict) -> dict:
                 use_cpu=not cuda, dataloader_num_workers=0, seed=1, disable_tqdm=True,
                 train_sampling_strategy="group_by_length",
                 gradient_checkpointing=method == "lora+checkpointing",
-                gradient_checkpointing_kwargs={"use_reentrant": False},
+                gradient_checkpointing_kwargs={"use_reentrant": False}, bf16=spec["dtype"] == "bf16",
             )  # fmt: skip
             trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=DataCollatorWithPadding(tok))
             before = _start(cuda, resident)
@@ -152,6 +169,7 @@ def measure(side: str, method: str, spec: dict) -> dict:
         trainable = lora.parameters(model)[0]
         cfg = TrialConfig(suite="smoke", task="sentiment", objective="ce", model=spec["model"], seed=1, epochs=1,
                           batch_size=spec["batch"], max_train_samples=n, peft=peft,
+                          model_dtype=None if spec["dtype"] == "fp32" else spec["dtype"], precision=spec["dtype"],
                           gradient_checkpointing=method == "lora+checkpointing")  # fmt: skip
         train = Columns(tokenize(task, data, tok, 128, n)["train"], tok.pad_token_id)
         objective = plugin_loader.load().objectives.get("ce")(task.num_labels)
@@ -161,11 +179,11 @@ def measure(side: str, method: str, spec: dict) -> dict:
         fit(cfg, 1e-4, model, objective, task, train, {})
     seconds = time.perf_counter() - started
     if cuda:
-        peak = torch.cuda.max_memory_allocated() / 2**20 - before
+        total = torch.cuda.max_memory_allocated() / 2**20
     else:
         resident.stop.set()
-        peak = resident.peak - before
-    return {"peak_mb": peak, "trainable": trainable, "samples_per_s": n / seconds}
+        total = resident.peak
+    return {"peak_mb": total - before, "total_mb": total, "trainable": trainable, "samples_per_s": n / seconds}
 
 
 def _start(cuda: bool, resident: _PeakResident) -> float:
@@ -186,6 +204,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--dtype", choices=DTYPES, default="fp32", help="the weights' dtype on both sides (bf16: also "
+                   "bf16 autocast, the Trainer's bf16=True and the harness's --precision bf16)")  # fmt: skip
     a = p.parse_args()
     if a.dry:
         a.shape, a.steps, a.batch = "dry", 3, 8
@@ -194,14 +214,14 @@ def main() -> None:
         p.error(f"--methods: one or more of {', '.join(METHODS)}")
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(tmp) / "decoder"
-        params = save_decoder(model, SHAPES[a.shape])
-        spec = {"model": str(model), "steps": a.steps, "batch": a.batch, "threads": a.threads}
+        params = save_decoder(model, SHAPES[a.shape], a.dtype)
+        spec = {"model": str(model), "steps": a.steps, "batch": a.batch, "threads": a.threads, "dtype": a.dtype}
         where = "GPU max_memory_allocated" if _cuda() else "CPU peak resident memory added by training"
-        print(f"{a.shape} decoder, {params / 1e6:.1f}M parameters, batch {a.batch}, {a.steps} steps, "
-              f"{a.threads} threads; {where}")  # fmt: skip
+        print(f"{a.shape} decoder, {params / 1e6:.1f}M parameters in {a.dtype}, batch {a.batch}, {a.steps} steps, "
+              f"{a.threads} threads; MB: {where}; in all: the peak with the model")  # fmt: skip
         print("| method | trainable parameters | Trainer (+ PEFT) MB | harness MB | harness / Trainer | "
-              "Trainer samples/s | harness samples/s | harness / Trainer |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|")
+              "Trainer samples/s | harness samples/s | harness / Trainer | in all, Trainer / harness MB |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|")
         for method in methods:
             got = {}
             for side in SIDES:
@@ -210,7 +230,8 @@ def main() -> None:
             speed = h["samples_per_s"] / t["samples_per_s"]
             print(f"| {method} | {h['trainable']:,} (Trainer {t['trainable']:,}) | {t['peak_mb']:.0f} | "
                   f"{h['peak_mb']:.0f} | {h['peak_mb'] / t['peak_mb']:.2f}x | {t['samples_per_s']:.1f} | "
-                  f"{h['samples_per_s']:.1f} | {speed:.2f}x |", flush=True)  # fmt: skip
+                  f"{h['samples_per_s']:.1f} | {speed:.2f}x | {t['total_mb']:,.0f} / {h['total_mb']:,.0f} |",
+                  flush=True)  # fmt: skip
 
 
 def _cuda() -> bool:
