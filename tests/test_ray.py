@@ -216,21 +216,61 @@ def _wait_for(condition, seconds: float, what: str):
         time.sleep(0.5)
 
 
-def test_a_sigkilled_driver_resumes_without_redoing_finished_trials(cli, loaded, tmp_path):
-    runs = tmp_path / "runs"
-    driver = _start(runs, "--seeds", "1,2,3", "--epochs", "2", "--max-concurrent-trials", "1", *SMALL_DATA_FLAGS)
+HOLD = """
+import time
+from pathlib import Path
+
+import torch.nn.functional as F
+from harness import LossOutput, Objective, hookimpl
+
+GATE = Path({gate!r})
+
+
+class Held(Objective):
+    name = "held"
+    description = "cross-entropy; once GATE/hold exists, the next step holds until the file goes"
+
+    def loss(self, out):
+        while (GATE / "hold").exists():
+            (GATE / "held").touch()
+            time.sleep(0.2)
+        return LossOutput(F.cross_entropy(out.logits, out.labels))
+
+
+@hookimpl
+def harness_objectives():
+    return [Held]
+"""
+
+
+def test_a_sigkilled_driver_resumes_without_redoing_finished_trials(cli, tmp_path, monkeypatch):
+    """The driver is killed while a trial is certainly in flight: once one has finished, the next step
+    any trial takes holds (a file it waits on, not a sleep), so no machine is too fast."""
+    from harness import plugins as plugin_loader
+
+    gate, runs = tmp_path / "gate", tmp_path / "runs"
+    gate.mkdir()
+    (tmp_path / "hold_plugin.py").write_text(HOLD.format(gate=str(gate)))
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    args = ["--seeds", "1,2,3", "--epochs", "2", "--max-concurrent-trials", "1", "--objectives", "held"]
+    driver = _start(runs, *args, *SMALL_DATA_FLAGS, plugin="hold_plugin")
     records = lambda: list(runs.glob("*/trials/*/record.json"))  # noqa: E731
     _wait_for(lambda: len(records()) >= 1, 240, "a first finished trial")
+    (gate / "hold").touch()
+    _wait_for(lambda: (gate / "held").exists(), 240, "a trial held in flight")
     children = {p.pid for p in psutil.Process(driver.pid).children(recursive=True)}
     driver.send_signal(signal.SIGKILL)
     driver.wait(10)
     _wait_for(lambda: not _ray_processes(children, agents=False), 60, "Ray to go with its driver")
     for p in _ray_processes(children):  # not to leave them to the rest of the suite
         p.kill()
+    (gate / "hold").unlink()
     (run_dir,) = runs.iterdir()
     finished = {p: p.read_bytes() for p in records()}
-    assert 1 <= len(finished) < 3
-    code, out, err = cli("run", "--resume", str(run_dir), "--executor", "ray", "--quiet")
+    assert 1 <= len(finished) < 3  # the held trial, at least, had not finished
+    monkeypatch.syspath_prepend(str(tmp_path))
+    loaded = plugin_loader.load(("hold_plugin",))
+    code, out, err = cli("run", "--resume", str(run_dir), "--executor", "ray", "--quiet")  # loads its own --plugin
     assert code == 0, err
     assert all(p.read_bytes() == data for p, data in finished.items())  # not redone
     resumed = {r["trial_id"]: r for r in map(read_json, records())}
