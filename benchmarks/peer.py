@@ -129,8 +129,8 @@ PRELOAD = ("torch", "transformers", "peft", "bitsandbytes", "deepspeed", "harnes
 def in_fresh_process(fn, *args):
     """``fn(*args)`` in a process of its own, its result returned; its error raised here with the child's
     traceback. Without CUDA the process is forked from a server that has imported ``PRELOAD`` and
-    nothing else (no model, no tensor, no thread: a clean process, about 8 s of imports saved per side
-    on a 2-core CPU); with CUDA, which a forked process cannot share, a fresh interpreter (spawn)."""
+    done nothing else (no model, no tensor: about 8 s of imports saved per side on a 2-core CPU);
+    with CUDA, which a forked process cannot share, a fresh interpreter (spawn)."""
     import multiprocessing
 
     import torch
@@ -147,8 +147,10 @@ def in_fresh_process(fn, *args):
     try:
         ok, value = receive.recv()
     except EOFError:
-        ok, value = False, f"the process died (exit code {child.join() or child.exitcode})"
+        ok, value = False, "the process died before it could answer"
     child.join()
+    if not ok and child.exitcode:
+        value = f"{value} (exit code {child.exitcode})"
     if not ok:
         raise RuntimeError(f"{getattr(fn, '__name__', fn)}{args!r} failed:\n{value}")
     return value
