@@ -220,18 +220,19 @@ HOLD = """
 import time
 from pathlib import Path
 
+import ray
 import torch.nn.functional as F
 from harness import LossOutput, Objective, hookimpl
 
-GATE = Path({gate!r})
+GATE, NODE = Path({gate!r}), {node!r}
 
 
 class Held(Objective):
     name = "held"
-    description = "cross-entropy; once GATE/hold exists, the next step holds until the file goes"
+    description = "cross-entropy; once GATE/hold exists, a step (on node NODE, if given) holds while it does"
 
     def loss(self, out):
-        while (GATE / "hold").exists():
+        while (GATE / "hold").exists() and (NODE is None or ray.get_runtime_context().get_node_id() == NODE):
             (GATE / "held").touch()
             time.sleep(0.2)
         return LossOutput(F.cross_entropy(out.logits, out.labels))
@@ -250,7 +251,7 @@ def test_a_sigkilled_driver_resumes_without_redoing_finished_trials(cli, tmp_pat
 
     gate, runs = tmp_path / "gate", tmp_path / "runs"
     gate.mkdir()
-    (tmp_path / "hold_plugin.py").write_text(HOLD.format(gate=str(gate)))
+    (tmp_path / "hold_plugin.py").write_text(HOLD.format(gate=str(gate), node=None))
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     args = ["--seeds", "1,2,3", "--epochs", "2", "--max-concurrent-trials", "1", "--objectives", "held"]
     driver = _start(runs, *args, *SMALL_DATA_FLAGS, plugin="hold_plugin")
@@ -389,36 +390,6 @@ def test_a_sigkilled_search_resumes_with_tunes_restore_without_retraining(cli, t
     assert "best: lr=" in out and (run_dir / "best.yaml").exists()
 
 
-GATE = """
-import time
-from dataclasses import replace
-from pathlib import Path
-
-import ray
-import torch.nn.functional as F
-from harness import LossOutput, Objective, hookimpl
-
-GATE = Path({gate!r})
-
-
-class Gated(Objective):
-    name = "gated"
-    description = "cross-entropy; on node {node}, once GATE/hold exists, it holds its step until the node dies"
-
-    def loss(self, out):
-        if (GATE / "hold").exists() and ray.get_runtime_context().get_node_id() == {node!r}:
-            (GATE / "held").touch()
-            while True:
-                time.sleep(1)
-        return LossOutput(F.cross_entropy(out.logits, out.labels))
-
-
-@hookimpl
-def harness_objectives():
-    return [Gated]
-"""
-
-
 def test_a_two_node_cluster_runs_trials_on_both_and_a_lost_node_costs_only_a_retry(tmp_path, monkeypatch):
     """A real cluster of two raylets on this machine (head and second node, 1 CPU each, distinct custom
     resources), driven by `harness run --address` as a user would drive `ray start` nodes. The second
@@ -433,11 +404,11 @@ def test_a_two_node_cluster_runs_trials_on_both_and_a_lost_node_costs_only_a_ret
         head_id, second_id = cluster.head_node.node_id, second.node_id
         gate, runs = tmp_path / "gate", tmp_path / "runs"
         gate.mkdir()
-        (tmp_path / "gate_plugin.py").write_text(GATE.format(gate=str(gate), node=second_id))
+        (tmp_path / "hold_plugin.py").write_text(HOLD.format(gate=str(gate), node=second_id))
         monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
         args = ["--address", cluster.address, "--seeds", "1,2,3,4,5,6", "--epochs", "2", "--retries", "1"]
         args += SMALL_DATA_FLAGS  # the gate, not the data's size, keeps node 2's trial in flight
-        driver = _start(runs, *args, "--objectives", "gated", plugin="gate_plugin")
+        driver = _start(runs, *args, "--objectives", "held", plugin="hold_plugin")
         records = lambda: [read_json(p) for p in runs.glob("*/trials/*/record.json")]  # noqa: E731
         _wait_for(lambda: any(r["node"]["ray_node"] == second_id for r in records()), 240, "a trial on node 2")
         (gate / "hold").touch()  # node 2's trial in flight, or its next one, holds
