@@ -45,15 +45,14 @@ SHAPES = {  # the config of each shape's decoder (Qwen2-0.5B's from its config.j
 }  # fmt: skip
 
 
-DTYPES = ("fp32", "bf16")
-
-
 def save_decoder(directory: Path, shape: dict, dtype: str = "fp32") -> int:
     """A random decoder sequence classifier of ``shape`` (``SHAPES``) in ``dtype`` as a model folder; its
     parameters. Built on the GPU where there is one (an 8B model initialises there in seconds)."""
     import torch
     from harness_plugins.models import tiny_tokenizer
     from transformers import LlamaConfig, LlamaForSequenceClassification, Qwen2Config, Qwen2ForSequenceClassification
+
+    from harness.trial import DTYPES
 
     torch.manual_seed(0)
     tok = tiny_tokenizer()
@@ -65,16 +64,10 @@ def save_decoder(directory: Path, shape: dict, dtype: str = "fp32") -> int:
     sizes["vocab_size"] = sizes["vocab_size"] or len(tok)
     config = config_class(**sizes, max_position_embeddings=256, num_labels=2, pad_token_id=tok.pad_token_id)
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
-        model = model_class._from_config(config, dtype=_torch_dtype(dtype))
+        model = model_class._from_config(config, dtype=DTYPES[dtype])
     model.save_pretrained(directory)
     tok.save_pretrained(directory)
     return sum(p.numel() for p in model.parameters())
-
-
-def _torch_dtype(name: str):
-    import torch
-
-    return {"fp32": torch.float32, "bf16": torch.bfloat16}[name]
 
 
 class _PeakResident:
@@ -107,6 +100,7 @@ def measure(side: str, method: str, spec: dict) -> dict:
     from harness import plugins as plugin_loader
     from harness.data import tokenize
     from harness.models import loading_in, pretrained
+    from harness.trial import DTYPES
 
     torch.set_num_threads(spec["threads"])
     cuda = torch.cuda.is_available()
@@ -115,7 +109,7 @@ def measure(side: str, method: str, spec: dict) -> dict:
     data = smoke.load(task, None)
     n = spec["steps"] * spec["batch"]
     set_seed(1)
-    dtype = _torch_dtype(spec["dtype"])
+    dtype = DTYPES[spec["dtype"]]
     with loading_in(dtype):  # both sides train the weights in the dtype they load in (--model-dtype)
         tok, model = pretrained(spec["model"], "benchmark decoder").load(task.num_labels)
     if side == "trainer" and method == "qlora":  # quantized as it loads, as Trainer users do
@@ -204,8 +198,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--dtype", choices=DTYPES, default="fp32", help="the weights' dtype on both sides (bf16: also "
-                   "bf16 autocast, the Trainer's bf16=True and the harness's --precision bf16)")  # fmt: skip
+    dtype_help = "the weights' dtype on both sides (bf16: also bf16 autocast: Trainer bf16=True, --precision bf16)"
+    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help=dtype_help)
     a = p.parse_args()
     if a.dry:
         a.shape, a.steps, a.batch = "dry", 3, 8

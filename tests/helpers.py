@@ -1,7 +1,8 @@
 """Helpers the test modules share (a helper module, not a test module): a snapshot of a directory's
 files, a miniature GLUE copy on disk, readers of TensorBoard event files and of W&B's offline run
 files, the source of a plugin
-that registers a tiny model without dropout, and the settings of a small sample of the smoke suite."""
+that registers a tiny model without dropout, the settings of a small sample of the smoke suite, and
+an interruption of a trial at a given epoch."""
 
 import json
 import struct
@@ -187,3 +188,20 @@ def harness_models():
 # works (it learns, CMI moves, a student beats its bar) keep the whole suite.
 SMALL_DATA = {"max_train_samples": 256, "max_dev_samples": 100}
 SMALL_DATA_FLAGS = ("--max-train-samples", "256", "--max-dev-samples", "100")
+
+
+# -- an interrupted trial --
+
+
+class Interrupt(BaseException):
+    """Stands for Ctrl-C or a killed process: not an Exception, so the trial does not catch it."""
+
+
+def stop_in_epoch(epoch: int):
+    """A progress callback that interrupts the trial at the first step of ``epoch``."""
+
+    def stop(event):
+        if event["event"] == "step" and event["epoch"] == epoch:
+            raise Interrupt
+
+    return stop

@@ -10,20 +10,9 @@ from harness.lora import resolve
 from harness.planner import make_plan
 from harness.results import read_json
 from harness.trial import run_trial
-from tests.helpers import SMALL_DATA
-from tests.test_resume import Interrupt
+from tests.helpers import SMALL_DATA, Interrupt, stop_in_epoch
 
 LORA = resolve("lora", {"r": "4", "alpha": "8"})
-
-
-def _stop_in_epoch(epoch: int):
-    """A progress callback that interrupts the trial at the first step of ``epoch``."""
-
-    def stop(event):
-        if event["event"] == "step" and event["epoch"] == epoch:
-            raise Interrupt
-
-    return stop
 
 
 def test_a_lora_trial_checkpoints_only_what_trains_and_resumes_to_the_same_numbers(loaded, tmp_path):
@@ -34,7 +23,7 @@ def test_a_lora_trial_checkpoints_only_what_trains_and_resumes_to_the_same_numbe
     assert straight.completed and 0 < straight.trainable_parameters < straight.total_parameters / 4
 
     with pytest.raises(Interrupt):
-        run_trial(config, tmp_path / "resumed", _stop_in_epoch(3), plugins=loaded)
+        run_trial(config, tmp_path / "resumed", stop_in_epoch(3), plugins=loaded)
     saved = load_file(str(tmp_path / "resumed" / "checkpoint" / "model.safetensors"))
     assert all("lora_" in k or "classifier" in k for k in saved)  # no frozen base weight
     assert sum(v.numel() for v in saved.values()) < 0.25 * straight.total_parameters
@@ -142,7 +131,7 @@ def test_a_qlora_trial_learns_checkpoints_only_adapters_and_head_and_resumes_to_
     assert straight.final["validation"]["accuracy"] > 0.62  # chance 0.51 (the majority class); 0.68 seen
 
     with pytest.raises(Interrupt):
-        run_trial(config, tmp_path / "resumed", _stop_in_epoch(6), plugins=loaded)
+        run_trial(config, tmp_path / "resumed", stop_in_epoch(6), plugins=loaded)
     saved = load_file(str(tmp_path / "resumed" / "checkpoint" / "model.safetensors"))
     assert saved and all("lora_" in k or "classifier" in k for k in saved)  # no base weight, no 4-bit state
     resumed = run_trial(config, tmp_path / "resumed", plugins=loaded)

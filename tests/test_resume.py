@@ -5,11 +5,7 @@ import pytest
 from harness.planner import make_plan
 from harness.results import RECORD, read_json
 from harness.trial import run_trial
-from tests.helpers import SMALL_DATA, SMALL_DATA_FLAGS, files_of
-
-
-class Interrupt(BaseException):
-    """Stands for Ctrl-C or a killed process: not an Exception, so the trial does not catch it."""
+from tests.helpers import SMALL_DATA, SMALL_DATA_FLAGS, Interrupt, files_of, stop_in_epoch
 
 
 @pytest.mark.parametrize(
@@ -21,13 +17,8 @@ def test_interrupted_trial_resumes_to_the_same_numbers(loaded, tmp_path, objecti
     )
     config = plan.trials[0]
     straight = run_trial(config, tmp_path / "straight", plugins=loaded)
-
-    def stop_in_third_epoch(event):
-        if event["event"] == "step" and event["epoch"] == 3:
-            raise Interrupt
-
     with pytest.raises(Interrupt):
-        run_trial(config, tmp_path / "resumed", stop_in_third_epoch, plugins=loaded)
+        run_trial(config, tmp_path / "resumed", stop_in_epoch(3), plugins=loaded)
     assert (tmp_path / "resumed" / "checkpoint" / "state.json").exists()
     assert not (tmp_path / "resumed" / RECORD).exists()
     epochs_seen = []
@@ -100,13 +91,8 @@ def interrupted(loaded, tmp_path_factory):
     config = plan.trials[0]
     root = tmp_path_factory.mktemp("damage")
     straight = run_trial(config, root / "straight", plugins=loaded)
-
-    def stop(event):
-        if event["event"] == "step" and event["epoch"] == 3:
-            raise Interrupt
-
     with pytest.raises(Interrupt):
-        run_trial(config, root / "cut", stop, plugins=loaded)
+        run_trial(config, root / "cut", stop_in_epoch(3), plugins=loaded)
     return config, straight, root / "cut"
 
 
@@ -207,8 +193,8 @@ import pytest
 from harness import plugins
 from harness.planner import make_plan
 from harness.trial import run_trial
-from tests.helpers import SMALL_DATA
-from tests.test_resume import Interrupt, _flip
+from tests.helpers import SMALL_DATA, Interrupt, stop_in_epoch
+from tests.test_resume import _flip
 
 stage, tmp_path = int(sys.argv[1]), Path(sys.argv[2])
 loaded = plugins.load()
@@ -216,16 +202,9 @@ plan = make_plan(loaded, "smoke", ["nli"], ["cmi_min"], "tiny", [3], check_model
                  zero_stage=stage, **SMALL_DATA)
 config = plan.trials[0]
 straight = run_trial(config, tmp_path / "straight", plugins=loaded)
-
-
-def stop_in_third_epoch(event):
-    if event["event"] == "step" and event["epoch"] == 3:
-        raise Interrupt
-
-
 for name in ("resumed", "damaged"):
     with pytest.raises(Interrupt):
-        run_trial(config, tmp_path / name, stop_in_third_epoch, plugins=loaded)
+        run_trial(config, tmp_path / name, stop_in_epoch(3), plugins=loaded)
 shards = sorted((tmp_path / "resumed" / "checkpoint" / "deepspeed").rglob("*optim_states.pt"))
 assert shards and not (tmp_path / "resumed" / "checkpoint" / "optimizer.safetensors").exists()
 _flip(sorted((tmp_path / "damaged" / "checkpoint" / "deepspeed").rglob("*optim_states.pt"))[0])

@@ -11,7 +11,7 @@ from harness.config import TrialConfig
 from harness.planner import make_plan
 from harness.results import RECORD, read_json
 from harness.trial import run_trial
-from tests.helpers import NO_DROPOUT
+from tests.helpers import NO_DROPOUT, Interrupt, stop_in_epoch
 
 pytestmark = pytest.mark.slow  # each spawns two interpreters that import torch and DeepSpeed: 12-17 s
 
@@ -71,10 +71,6 @@ def test_two_workers_follow_the_one_worker_loss_curve(tmp_path, monkeypatch, obj
     assert two["data"]["train_examples"] == one["data"]["train_examples"]
 
 
-class _Interrupt(BaseException):
-    """Ctrl-C in both workers at the same step: not an Exception, so the trial does not catch it."""
-
-
 def _zero_worker(rank: int, world: int, port: int, config: dict, root: str, cache: str) -> None:
     """Runs the trial straight, then interrupted in its third epoch, then resumed; every run on both ranks."""
     from pathlib import Path
@@ -83,15 +79,10 @@ def _zero_worker(rank: int, world: int, port: int, config: dict, root: str, cach
                       MASTER_PORT=str(port), HARNESS_CACHE=cache)  # fmt: skip
     cfg = TrialConfig.from_dict(config)
     assert run_trial(cfg, Path(root) / "straight").completed
-
-    def stop_in_third_epoch(event):
-        if event["event"] == "step" and event["epoch"] == 3:
-            raise _Interrupt
-
-    try:
-        run_trial(cfg, Path(root) / "resumed", stop_in_third_epoch)
+    try:  # Ctrl-C in both workers at the same step
+        run_trial(cfg, Path(root) / "resumed", stop_in_epoch(3))
         raise AssertionError("the trial was not interrupted")
-    except _Interrupt:
+    except Interrupt:
         pass
     shards = list((Path(root) / "resumed" / "checkpoint").rglob("*optim_states.pt"))
     assert len(shards) == world, shards  # one optimizer shard a worker
