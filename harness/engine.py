@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,29 +20,45 @@ if not torch.cuda.is_available():
     os.environ.setdefault("DS_ACCELERATOR", "cpu")  # say it, rather than let DeepSpeed warn that it guessed
 
 
+def deepspeed():
+    """The ``deepspeed`` module. Its import loads its autotuner, which imports MLflow when MLflow is
+    installed (1.1 s of CPU, half of DeepSpeed's own import, in every trial process); the harness never
+    autotunes, so MLflow is hidden for that import only and stays importable for the MLflow tracker."""
+    if "deepspeed" in sys.modules or "mlflow" in sys.modules:
+        import deepspeed
+
+        return deepspeed
+    sys.modules["mlflow"] = None  # makes ``import mlflow`` raise ImportError: the autotuner's "not installed"
+    try:
+        import deepspeed
+    finally:
+        del sys.modules["mlflow"]
+    return deepspeed
+
+
 def init_process_group() -> None:
     """Join the process group a launcher set up (Ray Train, torchrun, deepspeed: WORLD_SIZE in the
     environment), or make a 1-process group over a file store: no port, so concurrent trials
     on one machine cannot collide."""
-    import deepspeed
     import torch.distributed as dist
 
     logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
-    if dist.is_initialized():
-        return
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "gloo":
         # DeepSpeed's CPU shared-memory kernels serve its inference all-reduce, which the harness never
         # calls (training all-reduce goes through gloo); left on, their first use on a machine compiles
         # them (about 40 s, two compilers). DeepSpeed keeps its probed op table as one module dict so
         # that edits persist (deepspeed/ops/__init__.py); marking the op unavailable skips the build.
-        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+        # Marked before anything returns: a group Ray Train opened still meets DeepSpeed's comm setup.
+        deepspeed().ops.__compatible_ops__["deepspeed_shm_comm"] = False
+    if dist.is_initialized():
+        return
     os.environ.setdefault("LOCAL_RANK", "0")
     if "WORLD_SIZE" in os.environ:
-        deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False, verbose=False)
+        deepspeed().init_distributed(dist_backend=backend, auto_mpi_discovery=False, verbose=False)
         return
     store = Path(tempfile.mkdtemp(prefix="harness-pg-")) / "store"
-    deepspeed.init_distributed(
+    deepspeed().init_distributed(
         dist_backend=backend,
         auto_mpi_discovery=False,
         verbose=False,
@@ -110,9 +127,9 @@ def partitioned_loading(cfg: TrialConfig) -> Iterator[None]:
     if cfg.zero_stage != 3:
         yield
         return
+    init_process_group()  # imports DeepSpeed (``deepspeed()``) before transformers' integration can
     from transformers.integrations.deepspeed import HfDeepSpeedConfig, unset_hf_deepspeed_config
 
-    init_process_group()
     held = HfDeepSpeedConfig(ds_config(cfg, world()[1]))  # transformers keeps only a weak reference
     try:
         yield
@@ -146,7 +163,6 @@ def step(engine, clip: float) -> None:
 
 def build(model: torch.nn.Module, cfg: TrialConfig, lr: float, total_steps: int):
     """AdamW (no decay on biases and LayerNorm weights) with linear warm-up then linear decay to 0."""
-    import deepspeed
     from transformers import get_linear_schedule_with_warmup
 
     init_process_group()
@@ -165,7 +181,7 @@ def build(model: torch.nn.Module, cfg: TrialConfig, lr: float, total_steps: int)
     groups = [g for g in groups if g["params"]]  # LoRA trains no norms: DeepSpeed drops an empty group
     optimizer = torch.optim.AdamW(groups, lr=lr, fused=True)  # one kernel per step; CPU and GPU
     schedule = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
-    engine, _, _, _ = deepspeed.initialize(
+    engine, _, _, _ = deepspeed().initialize(
         model=model, optimizer=optimizer, lr_scheduler=schedule, config=ds_config(cfg, workers)
     )
     if workers == 1 and not cfg.zero_stage:

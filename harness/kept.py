@@ -18,7 +18,7 @@ import numpy as np
 
 from harness import chance
 from harness.config import TrialConfig
-from harness.engine import world
+from harness.engine import deepspeed, world
 from harness.record import TrialRecord
 
 MODEL_DIR = "model"
@@ -38,9 +38,7 @@ def save(
 ) -> Path | None:
     """Writes ``trial_dir/model`` (atomically: a temporary folder renamed); every rank calls it, as
     gathering ZeRO-3 parameters is collective; rank 0 writes. Returns the folder on rank 0."""
-    import deepspeed
-
-    with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
+    with deepspeed().zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
         if world()[0] != 0:
             return None
         names = record.label_names or []

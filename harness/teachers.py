@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from harness.batching import Columns
-from harness.engine import world
+from harness.engine import deepspeed, world
 from harness.errors import TrialFailed
 from harness.record import TrialRecord
 from harness.results import RECORD
@@ -29,10 +29,8 @@ LOGITS = "train_logits.safetensors"
 def save_outputs(trial_dir: Path, model: torch.nn.Module, train: Columns, batch_size: int) -> None:
     """Inference only (no optimizer state is kept); under ZeRO-3 the partitioned parameters
     are gathered before the weights are read."""
-    import deepspeed
-
     logits = predict_logits(model, train, batch_size)
-    with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
+    with deepspeed().zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
         state = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
     if world()[0] != 0:  # rank 0 writes
         return
@@ -52,11 +50,9 @@ def _completed(store: Path | None, teacher_id: str) -> tuple[Path, TrialRecord]:
 
 def load_weights(store: Path | None, teacher_id: str, model: torch.nn.Module) -> str:
     """Loads the teacher's weights into ``model``; returns the teacher's label (its ``arm``)."""
-    import deepspeed
-
     path, record = _completed(store, teacher_id)
     # a model partitioned as it loaded (ZeRO-3) is gathered whole for this, then partitioned again
-    with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=0):
+    with deepspeed().zero.GatheredParameters(list(model.parameters()), modifier_rank=0):
         missing, unexpected = model.load_state_dict(load_file(str(path / WEIGHTS)), strict=False)
     if missing or unexpected:
         raise TrialFailed(

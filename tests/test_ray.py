@@ -134,6 +134,7 @@ def test_two_ray_workers_follow_the_one_worker_loss_curve(loaded, tmp_path, monk
     (one,) = _dicts(run_local(plan, RunDir(tmp_path / "one"), loaded, QUIET, quiet=True))
     # and 2 workers x 2 micro-batches x 8 examples: the update of one worker's batch of 32 (--grad-accum)
     both = Plan([plan.trials[0], replace(plan.trials[0], grad_accum=2)])
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))  # where the workers' DeepSpeed would build ops
     records = _dicts(run_ray(both, RunDir(tmp_path / "two"), QUIET, RayOptions(workers=2, quiet=True)))
     by_accum = {r["config"]["grad_accum"] or 1: r for r in records}
     assert sorted(by_accum) == [1, 2]
@@ -143,6 +144,8 @@ def test_two_ray_workers_follow_the_one_worker_loss_curve(loaded, tmp_path, monk
             [e["train_loss"] for e in one["epochs"]], rel=1e-3
         )
         assert (tmp_path / "two" / "trials" / two["trial_id"] / "worker-1.log").exists()
+    # Ray Train opened the process group, and DeepSpeed still built no op (its CPU all-reduce: 40 s, two compilers)
+    assert not (tmp_path / "ext").exists() or not any((tmp_path / "ext").iterdir())
 
 
 @pytest.mark.parametrize("workers", [1, 2])
