@@ -9,6 +9,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -161,10 +162,18 @@ def step(engine, clip: float) -> None:
     engine.step()
 
 
+def linear_schedule(step: int, *, warmup: int, total: int) -> float:
+    """The learning rate's factor at ``step``: step / warmup during warm-up, then (total - step) /
+    (total - warmup) down to 0. It is transformers' ``get_linear_schedule_with_warmup`` (tested equal);
+    that function's module imports PEFT and bitsandbytes where they are installed, 4-5 s of CPU at
+    the start of every trial process that never uses them."""
+    if step < warmup:
+        return float(step) / float(max(1, warmup))
+    return max(0.0, float(total - step) / float(max(1, total - warmup)))
+
+
 def build(model: torch.nn.Module, cfg: TrialConfig, lr: float, total_steps: int):
     """AdamW (no decay on biases and LayerNorm weights) with linear warm-up then linear decay to 0."""
-    from transformers import get_linear_schedule_with_warmup
-
     init_process_group()
     workers = world()[1]
     if cfg.batch_size % (workers * (cfg.grad_accum or 1)):
@@ -180,7 +189,8 @@ def build(model: torch.nn.Module, cfg: TrialConfig, lr: float, total_steps: int)
     ]
     groups = [g for g in groups if g["params"]]  # LoRA trains no norms: DeepSpeed drops an empty group
     optimizer = torch.optim.AdamW(groups, lr=lr, fused=True)  # one kernel per step; CPU and GPU
-    schedule = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
+    warmup = int(cfg.warmup_ratio * total_steps)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(linear_schedule, warmup=warmup, total=total_steps))
     engine, _, _, _ = deepspeed().initialize(
         model=model, optimizer=optimizer, lr_scheduler=schedule, config=ds_config(cfg, workers)
     )
