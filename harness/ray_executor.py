@@ -198,7 +198,7 @@ def _tune(
         # Tune pickled the first driver's callbacks and stopper with the experiment and takes no new
         # ones on restore (ray-project/ray#41364: no public access to a restored run config); this
         # driver's live display and Ctrl-C go in their place
-        restored = tuner._local_tuner.get_run_config()  # type: ignore[union-attr]
+        restored = tuner._local_tuner.get_run_config()
         restored.callbacks, restored.stop = callbacks, interrupt
     else:
         tuner = tune.Tuner(

@@ -99,7 +99,7 @@ def worker(config: dict) -> None:
     import ray.train
 
     rank = ray.train.get_context().get_world_rank()
-    group = ray.util.get_current_placement_group().id.hex()  # type: ignore[union-attr]  # Train places its workers
+    group = ray.util.get_current_placement_group().id.hex()  # Train places its workers
     with placed(config["job"], TrialConfig.from_dict(config["trial"]), rank) as (cfg, trial_dir, mirror):
         train(cfg, trial_dir, rank, ray.train.report, mirror, placement_group=group)
 
@@ -130,7 +130,7 @@ def torch_trainer(job: dict, cfg: TrialConfig):
             use_gpu=job["gpus"] > 0,
             resources_per_worker={"CPU": cfg.threads or 1, "GPU": job["gpus"]},
         ),
-        run_config=RunConfig(name=cfg.trial_id(), storage_path=job["ray_storage"], callbacks=[TuneReportCallback()]),  # type: ignore[list-item]
+        run_config=RunConfig(name=cfg.trial_id(), storage_path=job["ray_storage"], callbacks=[TuneReportCallback()]),
     )
 
 

@@ -57,7 +57,7 @@ def _load_tiny(num_labels: int):
     from transformers import BertConfig, BertForSequenceClassification
 
     tok = tiny_tokenizer()
-    config = BertConfig(  # type: ignore[call-arg]  # num_labels: a PretrainedConfig keyword
+    config = BertConfig(
         vocab_size=len(tok),
         hidden_size=64,
         num_hidden_layers=2,
@@ -76,7 +76,7 @@ def _load_tiny_llama(num_labels: int):
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
     tok = tiny_tokenizer()
-    config = LlamaConfig(  # type: ignore[call-arg]  # num_labels: a PretrainedConfig keyword
+    config = LlamaConfig(
         vocab_size=len(tok),
         hidden_size=64,
         intermediate_size=172,

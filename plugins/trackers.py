@@ -53,7 +53,7 @@ class MLflow:
         try:
             return self.client.create_experiment(name)
         except MlflowException:  # made by another process since the look-up
-            return self.client.get_experiment_by_name(name).experiment_id  # type: ignore[union-attr]
+            return self.client.get_experiment_by_name(name).experiment_id
 
     def params(self, values: dict) -> None:
         for key, value in flat(values).items():

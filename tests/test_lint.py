@@ -17,7 +17,7 @@ def test_ruff(command):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.slow  # about 75 s without a cache
+@pytest.mark.slow  # about 20 s without a cache
 def test_mypy_finds_no_type_errors_in_the_package_and_its_plugins():
     mypy = shutil.which("mypy") or str(Path(__import__("sys").executable).parent / "mypy")
     result = subprocess.run([mypy], cwd=ROOT, capture_output=True, text=True)  # [tool.mypy] in pyproject.toml
