@@ -115,9 +115,14 @@ def _runtime_env(plugins: tuple[str, ...]) -> dict:
 @contextlib.contextmanager
 def ray_session(run: RunDir, opts: RayOptions, plugins: tuple[str, ...]) -> Iterator[None]:
     """Ray for the length of a run: connected or started quietly (what Ray's driver logs goes to
-    RUN_DIR/run.log, with the harness's own log), shut down on the way out, also on Ctrl-C."""
+    RUN_DIR/run.log, with the harness's own log), shut down on the way out, also on Ctrl-C. Inside
+    a session already (``harness tune``'s search, then its confirmation run), that Ray serves."""
     import ray
 
+    if ray.is_initialized():
+        with run.log("ray"):
+            yield
+        return
     for key, value in RAY_ENV.items():  # before Ray starts: its processes inherit them (_runtime_env)
         os.environ.setdefault(key, value)
     # With several workers per trial a local Ray gets one logical CPU more than the machine has:

@@ -169,21 +169,22 @@ class RunDir:
 
     @contextlib.contextmanager
     def log(self, *names: str) -> Iterator[None]:
-        """The harness's log (and that of the named libraries' loggers) to RUN_DIR/run.log, not the terminal."""
+        """The harness's log (and that of the named libraries' loggers) to RUN_DIR/run.log only, not the
+        terminal; inside another run's block (``harness tune``'s confirmation run), to this run's log alone."""
         self.path.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(self.path / LOG_FILE)
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         loggers = [logging.getLogger(name) for name in ("harness", *names)]
-        saved = [(lg.level, lg.propagate) for lg in loggers]
+        saved = [(lg.level, lg.propagate, lg.handlers) for lg in loggers]
         for lg in loggers:
-            lg.addHandler(handler)
+            lg.handlers = [handler]
             lg.setLevel(logging.INFO)
             lg.propagate = False
         try:
             yield
         finally:
-            for lg, (level, propagate) in zip(loggers, saved, strict=True):
-                lg.removeHandler(handler)
+            for lg, (level, propagate, handlers) in zip(loggers, saved, strict=True):
+                lg.handlers = handlers
                 lg.setLevel(level)
                 lg.propagate = propagate
             handler.close()

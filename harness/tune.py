@@ -97,7 +97,7 @@ def confirm(plugins, opts: Options, best: TrialConfig, seeds: list[int], run: Ru
 
 
 def cmd_tune(plugins, args: Options, console: Console) -> int:
-    from harness.ray_executor import run_search
+    from harness.ray_executor import ray_session, run_search
 
     if args.resume:
         run = RunDir(args.resume)
@@ -120,12 +120,13 @@ def cmd_tune(plugins, args: Options, console: Console) -> int:
             f"searching {', '.join(spec.keys)} for {base.task} {base.objective} ({spec.algorithm}, "
             f"{spec.scheduler}, {spec.num_samples} sample(s)) -> {run}"
         )
-    try:
-        records = run_search(plan, spec, run, console, args.ray(), resume=bool(args.resume))
-    except KeyboardInterrupt:
-        console.print(f"interrupted: `harness tune --resume {run}` continues the search")
-        raise
-    return conclude(plugins, args, spec, records, run, console)
+    with ray_session(run, args.ray(), plan.trials[-1].plugins):  # one Ray for the search and its confirmation
+        try:
+            records = run_search(plan, spec, run, console, args.ray(), resume=bool(args.resume))
+        except KeyboardInterrupt:
+            console.print(f"interrupted: `harness tune --resume {run}` continues the search")
+            raise
+        return conclude(plugins, args, spec, records, run, console)
 
 
 def define(plugins, args: Options) -> tuple[Plan, Search]:

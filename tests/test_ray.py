@@ -174,6 +174,9 @@ def test_asha_stops_a_poor_trial_early_and_the_best_config_is_saved(cli, tmp_pat
         result = f"result: accuracy {np.mean(scores):.2f} ± {np.std(scores, ddof=1):.2f} over fresh seeds [2, 3] (n=2)"
         assert result in out and result in (run_dir / "best.yaml").read_text()
         assert (run_dir / "confirm" / "report" / "report.md").exists()
+        # the confirmation shares the search's Ray and logs to its own run directory alone
+        assert "seed 2" in (run_dir / "confirm" / "run.log").read_text()
+        assert "seed 2" not in (run_dir / "run.log").read_text()
     else:
         assert not confirmed
     stopped = read_json(next(p for p in run_dir.glob("trials/*/record.json") if read_json(p)["status"] == "stopped"))
