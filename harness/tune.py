@@ -120,9 +120,10 @@ def cmd_tune(plugins, args: Options, console: Console) -> int:
             f"searching {', '.join(spec.keys)} for {base.task} {base.objective} ({spec.algorithm}, "
             f"{spec.scheduler}, {spec.num_samples} sample(s)) -> {run}"
         )
-    with ray_session(run, args.ray(), plan.trials[-1].plugins):  # one Ray for the search and its confirmation
+    ray_opts = args.ray()  # checks --address once
+    with ray_session(run, ray_opts, plan.trials[-1].plugins):  # one Ray for the search and its confirmation
         try:
-            records = run_search(plan, spec, run, console, args.ray(), resume=bool(args.resume))
+            records = run_search(plan, spec, run, console, ray_opts, resume=bool(args.resume))
         except KeyboardInterrupt:
             console.print(f"interrupted: `harness tune --resume {run}` continues the search")
             raise
