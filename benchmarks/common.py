@@ -49,6 +49,8 @@ def interleaved(train: Columns, batch_size: int, warmup: int, variants: dict[str
         for name, step in variants.items():
             started = time.perf_counter()
             step(dict(batch))
+            if torch.cuda.is_available():  # the step leaves its loss on the device: wait for its kernels
+                torch.cuda.synchronize()
             if i >= warmup:
                 times[name].append(time.perf_counter() - started)
     return times

@@ -10,9 +10,11 @@ On a GPU the memory figure is ``torch.cuda.max_memory_allocated`` over the train
 CPU it is the process's peak resident memory over the training steps (sampled every 5 ms). The MB
 columns are that peak less the memory in use once the model and data are loaded (what training
 adds: gradients, optimizer state, activations); "in all" is the peak itself, the model included
-(what must fit on one card). samples/s: the training steps' examples over their wall time (the first step
-included on both sides). The model is a randomly initialised decoder (no Hub) with the smoke
-vocabulary's tokenizer, its embedding as wide as the shape's real vocabulary.
+(what must fit on one card). samples/s: the examples of the steps after the warm-up ones over the
+time from the end of the warm-up to the end of the last step, on both sides. ``--rounds R`` repeats
+every row R times, the sides' order alternating, and reports the median and range of each ratio.
+The model is a randomly initialised decoder (no Hub) with the smoke vocabulary's tokenizer, its
+embedding as wide as the shape's real vocabulary.
 
     python benchmarks/memory.py                          # Llama-shaped, hidden 1024, 8 layers (88.8M)
     python benchmarks/memory.py --shape qwen2-0.5b       # Qwen2-0.5B's shape (494M)
@@ -24,11 +26,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import threading
 from pathlib import Path
 
-from peer import in_fresh_process
+from peer import StepClock, in_fresh_process
 
 LORA = {"r": 8, "alpha": 16, "dropout": 0.05, "targets": "all-linear"}
 SIDES = ("trainer", "harness")
@@ -92,8 +95,6 @@ class _PeakResident:
 
 def measure(side: str, method: str, spec: dict) -> dict:
     """Peak training memory (MB) and samples/s of one side for ``method`` (``METHODS``), in this process."""
-    import time
-
     import torch
     from transformers import set_seed
 
@@ -125,9 +126,14 @@ def measure(side: str, method: str, spec: dict) -> dict:
         )  # fmt: skip
     elif cuda:
         model = model.cuda()
-    trainable, resident = None, _PeakResident()
+    trainable, resident, clock = None, _PeakResident(), StepClock()
+
     if side == "trainer":
-        from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+        from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
+
+        class Clock(TrainerCallback):
+            def on_step_end(self, args, state, control, **kw):
+                clock(state.global_step, state.max_steps)
 
         if method != "full":
             from peft import LoraConfig, get_peft_model
@@ -147,9 +153,9 @@ def measure(side: str, method: str, spec: dict) -> dict:
                 gradient_checkpointing=method == "lora+checkpointing",
                 gradient_checkpointing_kwargs={"use_reentrant": False}, bf16=spec["dtype"] == "bf16",
             )  # fmt: skip
-            trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=DataCollatorWithPadding(tok))
+            collator = DataCollatorWithPadding(tok)
+            trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collator, callbacks=[Clock()])
             before = _start(cuda, resident)
-            started = time.perf_counter()
             trainer.train()
     else:
         from harness import lora
@@ -169,15 +175,15 @@ def measure(side: str, method: str, spec: dict) -> dict:
         objective = plugin_loader.load().objectives.get("ce")(task.num_labels)
         init_process_group()  # DeepSpeed imported and its group made before the count, as the Trainer is built
         before = _start(cuda, resident)
-        started = time.perf_counter()
-        fit(cfg, 1e-4, model, objective, task, train, {})
-    seconds = time.perf_counter() - started
+        timed = lambda e: e["event"] == "step" and clock(e["step"], e["total_steps"])  # noqa: E731
+        fit(cfg, 1e-4, model, objective, task, train, {}, timed)
     if cuda:
         total = torch.cuda.max_memory_allocated() / 2**20
     else:
         resident.stop.set()
         total = resident.peak
-    return {"peak_mb": total - before, "total_mb": total, "trainable": trainable, "samples_per_s": n / seconds}
+    rate = clock.rate(spec["warmup"], spec["batch"])
+    return {"peak_mb": total - before, "total_mb": total, "trainable": trainable, "samples_per_s": rate}
 
 
 def _start(cuda: bool, resident: _PeakResident) -> float:
@@ -196,36 +202,49 @@ def main() -> None:
     p.add_argument("--shape", choices=[s for s in SHAPES if s != "dry"], default="llama-88m")
     p.add_argument("--methods", default=",".join(METHODS), help=f"a comma-separated subset of {', '.join(METHODS)}")
     p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--warmup", type=int, default=2, help="steps left out of samples/s (default 2)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--rounds", type=int, default=1, help="repeats of each row, the sides' order alternating")
     dtype_help = "the weights' dtype on both sides (bf16: also bf16 autocast: Trainer bf16=True, --precision bf16)"
     p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help=dtype_help)
     a = p.parse_args()
     if a.dry:
-        a.shape, a.steps, a.batch = "dry", 3, 8
+        a.shape, a.steps, a.warmup, a.batch = "dry", 3, 1, 8
     methods = a.methods.split(",")
     if set(methods) - set(METHODS):
         p.error(f"--methods: one or more of {', '.join(METHODS)}")
+    if not 0 < a.warmup < a.steps:
+        p.error("--warmup: at least 1 and fewer than --steps")
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(tmp) / "decoder"
         params = save_decoder(model, SHAPES[a.shape], a.dtype)
-        spec = {"model": str(model), "steps": a.steps, "batch": a.batch, "threads": a.threads, "dtype": a.dtype}
+        spec = {"model": str(model), "steps": a.steps, "warmup": a.warmup, "batch": a.batch, "threads": a.threads,
+                "dtype": a.dtype}  # fmt: skip
         where = "GPU max_memory_allocated" if _cuda() else "CPU peak resident memory added by training"
-        print(f"{a.shape} decoder, {params / 1e6:.1f}M parameters in {a.dtype}, batch {a.batch}, {a.steps} steps, "
-              f"{a.threads} threads; MB: {where}; in all: the peak with the model")  # fmt: skip
+        print(f"{a.shape} decoder, {params / 1e6:.1f}M parameters in {a.dtype}, batch {a.batch}, {a.steps} steps "
+              f"({a.warmup} warm-up), {a.threads} threads, {a.rounds} round(s); MB: {where}, median of the rounds; "
+              "in all: the peak with the model; ratios: median (range)")  # fmt: skip
         print("| method | trainable parameters | Trainer (+ PEFT) MB | harness MB | harness / Trainer | "
               "Trainer samples/s | harness samples/s | harness / Trainer | in all, Trainer / harness MB |")  # fmt: skip
         print("|---|---|---|---|---|---|---|---|---|")
         for method in methods:
-            got = {}
-            for side in SIDES:
-                got[side] = in_fresh_process(measure, side, method, spec)
-            t, h = got["trainer"], got["harness"]
-            speed = h["samples_per_s"] / t["samples_per_s"]
-            print(f"| {method} | {h['trainable']:,} (Trainer {t['trainable']:,}) | {t['peak_mb']:.0f} | "
-                  f"{h['peak_mb']:.0f} | {h['peak_mb'] / t['peak_mb']:.2f}x | {t['samples_per_s']:.1f} | "
-                  f"{h['samples_per_s']:.1f} | {speed:.2f}x | {t['total_mb']:,.0f} / {h['total_mb']:,.0f} |",
-                  flush=True)  # fmt: skip
+            runs = []
+            for r in range(a.rounds):
+                got = {side: in_fresh_process(measure, side, method, spec) for side in SIDES[r % 2 :] + SIDES[: r % 2]}
+                runs.append(got)
+            t, h = ({k: statistics.median(run[side][k] for run in runs) for k in runs[0][side]} for side in SIDES)
+            memory = _spread([run["harness"]["peak_mb"] / run["trainer"]["peak_mb"] for run in runs])
+            speed = _spread([run["harness"]["samples_per_s"] / run["trainer"]["samples_per_s"] for run in runs])
+            print(f"| {method} | {h['trainable']:,.0f} (Trainer {t['trainable']:,.0f}) | {t['peak_mb']:.0f} | "
+                  f"{h['peak_mb']:.0f} | {memory} | {t['samples_per_s']:.2f} | {h['samples_per_s']:.2f} | {speed} | "
+                  f"{t['total_mb']:,.0f} / {h['total_mb']:,.0f} |", flush=True)  # fmt: skip
+
+
+def _spread(ratios: list[float]) -> str:
+    """The median of ``ratios`` and, for more than one, their range."""
+    middle = f"{statistics.median(ratios):.2f}x"
+    return middle if len(ratios) == 1 else f"{middle} ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
 def _cuda() -> bool:

@@ -40,6 +40,7 @@ def main() -> None:
         "lr": 2e-5,
         "bf16": False,
         "threads": a.threads,
+        "read_every": 1,  # a step event, so a profiler step, after every step (on a GPU also a device sync)
     }
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
     with profile(activities=activities, schedule=schedule(wait=a.warmup, warmup=1, active=a.rounds)) as prof:

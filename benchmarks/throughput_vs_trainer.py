@@ -9,6 +9,7 @@ median and range. The peer needs `pip install -e '.[bench]'`.
 
     python benchmarks/throughput_vs_trainer.py --data-dir ../shared/glue [--tasks rte,sst2] [--rounds 5]
     python benchmarks/throughput_vs_trainer.py --tasks rte,cola --steps 0 --no-pad128 --rounds 3   # whole epochs
+    python benchmarks/throughput_vs_trainer.py --options pad,reads,compile ...   # and each step option
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from peer import SIDES, rounds
+from peer import OPTIONS, SIDES, rounds
 
 
 def main() -> None:
@@ -29,7 +30,11 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--options", default="", help=f"also the harness with each step option of {', '.join(OPTIONS)}")
     a = p.parse_args()
+    options = tuple(o for o in a.options.split(",") if o)
+    if set(options) - set(OPTIONS):
+        p.error(f"--options: of {', '.join(OPTIONS)}")
     print(f"minilm-l6, batch {a.batch_size}, {a.steps} steps ({a.warmup} warm-up), {a.threads} threads")
     for task in a.tasks.split(","):
         spec = {
@@ -44,7 +49,8 @@ def main() -> None:
             "bf16": False,
             "threads": a.threads,
         }
-        rounds(spec, a.rounds, task, tuple(s for s in SIDES if not (a.no_pad128 and s == "trainer-pad128")))
+        sides = tuple(s for s in SIDES if not (a.no_pad128 and s == "trainer-pad128"))
+        rounds(spec, a.rounds, task, sides, options)
 
 
 if __name__ == "__main__":

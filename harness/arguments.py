@@ -97,6 +97,19 @@ def trial_options(p: argparse.ArgumentParser) -> None:
         "--gradient-checkpointing", action="store_true", help="recompute activations in backward (less memory)"
     )
     p.add_argument(
+        "--pad-multiple",
+        type=converter("pad_multiple"),
+        metavar="N",
+        help="pad each batch to a multiple of N tokens (default: 8 on a GPU, which then meets few shapes; 1 on "
+        "the CPU, where padding is only more work)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model, each new batch shape compiled at its first step (slower on a 2-core CPU; "
+        "reports/performance.md)",
+    )
+    p.add_argument(
         "--peft",
         choices=PEFT_METHODS,
         help="train LoRA adapters and the head, the base frozen (PEFT); qlora: on a 4-bit base (bitsandbytes)",

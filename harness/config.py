@@ -39,7 +39,8 @@ LATER_FIELDS = (
     "gradient_checkpointing",
     "model_dtype",
 )
-NOT_IDENTITY = ("teacher_store", "trackers", "tracking_dir", "save_model")  # where results go, not what they are
+# where results go, or how fast they come, not what they are
+NOT_IDENTITY = ("teacher_store", "trackers", "tracking_dir", "save_model", "pad_multiple", "compile")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class TrialConfig:
     gradient_checkpointing: bool | None = None  # recompute activations in backward (None: off)
     peft: dict[str, Any] | None = None  # LoRA adapters (harness.lora): {method, r, alpha, dropout, targets}
     precision: str = "fp32"
+    pad_multiple: int | None = None  # batches padded to a multiple of this (None: harness.batching.pad_multiple)
+    compile: bool | None = None  # torch.compile the model (DeepSpeed's engine.compile; None: off)
     threads: int | None = None  # torch intra-op threads; None: torch's default
     plugins: tuple[str, ...] = ()  # --plugin modules, re-imported wherever the trial runs
     data_fingerprint: str | None = None  # of the task's source data: part of the trial id
@@ -114,6 +117,7 @@ class TrialConfig:
             (self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}"),
             (self.model_dtype in (None, *PRECISIONS), "model-dtype", f"must be one of {', '.join(PRECISIONS)}"),
             (self.threads is None or self.threads >= 1, "threads", "must be at least 1"),
+            (self.pad_multiple is None or 1 <= self.pad_multiple <= 128, "pad-multiple", "must be in 1..128, e.g. 8"),
             (self.save_model in ("none", "last", "best"), "save-model", "must be none, last or best"),
             (
                 not (self.zero_stage and (self.peft or {}).get("method") == "qlora"),

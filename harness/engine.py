@@ -173,7 +173,8 @@ def linear_schedule(step: int, *, warmup: int, total: int) -> float:
 
 
 def build(model: torch.nn.Module, cfg: TrialConfig, lr: float, total_steps: int):
-    """AdamW (no decay on biases and LayerNorm weights) with linear warm-up then linear decay to 0."""
+    """AdamW (no decay on biases and LayerNorm weights) with linear warm-up then linear decay to 0;
+    with ``cfg.compile``, the model compiled by torch.compile."""
     init_process_group()
     workers = world()[1]
     if cfg.batch_size % (workers * (cfg.grad_accum or 1)):
@@ -199,4 +200,10 @@ def build(model: torch.nn.Module, cfg: TrialConfig, lr: float, total_steps: int)
         # every gradient into one buffer, all-reduce it over a group of one and copy it back: 28 ms
         # of a 293 ms CoLA step of minilm-l6 on 2 CPU cores (benchmarks/profile_step.py)
         engine.enable_backward_allreduce = False
+    if cfg.compile:
+        # torch.compile of the module in place (its state_dict keys unchanged), graphs built at the first
+        # step of each new shape (with dynamic shapes from the second); inductor's on-disk cache
+        # (TORCHINDUCTOR_CACHE_DIR, by default under the system's temporary folder) serves later
+        # trials on the same machine
+        engine.compile()
     return engine

@@ -96,6 +96,8 @@ class Options:
     zero_stage: int = opt(0, number(int))
     precision: str = opt("fp32")
     threads: int | None = opt(None, number(int))
+    pad_multiple: int | None = opt(None, number(int))
+    compile: bool = opt(False, flag)
     save_model: str = opt("none")
     grad_accum: int | None = opt(None, number(int))
     model_dtype: str = opt("fp32")
@@ -197,6 +199,7 @@ class Options:
                 "feature_cmi_temperature",
                 "save_model",
                 "grad_accum",
+                "pad_multiple",
             )
         }
         out["data_dir"] = str(Path(self.data_dir).resolve()) if self.data_dir else None
@@ -205,6 +208,7 @@ class Options:
         )
         out["peft"] = resolve(self.peft, self.peft_args)
         out["gradient_checkpointing"] = self.gradient_checkpointing or None  # None: off, and ids as before
+        out["compile"] = self.compile or None
         out["model_dtype"] = None if self.model_dtype == "fp32" else self.model_dtype
         out["plugins"] = tuple(self.plugin)
         out["trackers"] = tuple(self.tracker)

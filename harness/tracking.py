@@ -89,9 +89,13 @@ def follow(runs: list[Run], progress: Callable[[dict], None]) -> Callable[[dict]
 
     def both(event: dict) -> None:
         progress(event)
-        if event["event"] == "step":
-            values, step = {PER_STEP: event["loss"]}, event["step"]
-        elif event["event"] == "epoch":
+        if event["event"] == "step":  # the losses of the steps up to this one since the last event
+            first = event["step"] - len(event["losses"]) + 1
+            for step, loss in enumerate(event["losses"], start=first):
+                for run in runs:
+                    run.metrics({PER_STEP: loss}, step)
+            return
+        if event["event"] == "epoch":
             step = event["epoch"]
             values = {"train/epoch_loss": event["train_loss"]}
             for split, metrics in event.items():

@@ -32,6 +32,7 @@ from harness.objective import Objective, Outputs
 from harness.suite import Task
 
 Progress = Callable[[dict], None]
+GPU_READ_EVERY = 16  # steps between read-backs of the loss on a GPU (``_LossLog``); 1 on the CPU
 
 
 @dataclass
@@ -52,10 +53,9 @@ class FitResult:
     kept_epoch: int = 0  # with cfg.save_model == "best": the epoch whose weights the model holds at the end
 
 
-def _mean_over_ranks(loss: float, parts: dict[str, float]) -> tuple[float, dict[str, float]]:
-    values = ds_engine.sum_over_ranks(torch.tensor([loss, *parts.values()], dtype=torch.float64))
-    values /= ds_engine.world()[1]
-    return float(values[0]), dict(zip(parts, values[1:].tolist(), strict=True))
+def _mean_over_ranks(values: torch.Tensor) -> torch.Tensor:
+    """``values`` averaged over the workers of this trial, on the device (no read-back)."""
+    return ds_engine.sum_over_ranks(values) / ds_engine.world()[1]
 
 
 def measured_space(objective: Objective | None, feature_temperature: float | None = None):
@@ -102,40 +102,76 @@ def predict_logits(model, split: Columns, batch_size: int) -> np.ndarray:
 
 def train_step(
     engine, objective: Objective, micro: list[dict[str, torch.Tensor]], tap: FeatureTap | None, clip: float = 0.0
-):
+) -> tuple[torch.Tensor, list[str]]:
     """One optimizer step over a rank's share of the global batch, in ``micro``-batches (gradient
     accumulation: DeepSpeed scales each backward by 1/N and steps at the last), then
     ``on_step_end`` once with the whole share's outputs, as without accumulation. ``clip``: the
     gradient norm the harness clips to (``harness.engine.harness_clip``).
 
-    Returns the loss and its parts as floats (size-weighted means over the micro-batches); a
-    non-finite loss raises TrialFailed before the weights are touched."""
-    losses, outs = [], []
+    Returns, on the device and without reading them back, [loss, *parts] as one tensor (size-weighted
+    means over the micro-batches) and the parts' names; ``_LossLog`` checks them for finiteness."""
+    values, sizes, outs, names = [], [], [], []
     for batch in micro:
         with record_function("harness.forward"):
             out = forward(engine, batch, tap)
         with record_function("harness.loss"):
             lo = objective.loss(out)
-            loss = float(lo.loss.detach())
-            parts = {k: float(v.detach()) for k, v in lo.parts.items()}
-        if not math.isfinite(loss):
-            raise TrialFailed(f"non-finite loss {loss} (parts {parts})")
+            names = list(lo.parts)
+            values.append(torch.stack([lo.loss.detach(), *(v.detach() for v in lo.parts.values())]).float())
         with record_function("harness.backward"):
             engine.backward(lo.loss)
         with record_function("harness.optimizer_step"):
             ds_engine.step(engine, clip)
-        losses.append((len(out.labels), loss, parts))
+        sizes.append(len(out.labels))
         features = None if out.features is None else out.features.detach()
         outs.append(Outputs(out.logits.detach(), out.labels, out.idx, features))
     if len(outs) > 1:
-        n = sum(size for size, _, _ in losses)
-        loss = sum(size * value for size, value, _ in losses) / n
-        parts = {k: sum(size * p[k] for size, _, p in losses) / n for k in losses[0][2]}
+        weights = torch.tensor(sizes, dtype=torch.float32, device=values[0].device) / sum(sizes)
+        values = [(torch.stack(values) * weights[:, None]).sum(0)]
         features = None if outs[0].features is None else torch.cat([o.features for o in outs])  # type: ignore[misc]
         logits, labels, idx = (torch.cat([getattr(o, f) for o in outs]) for f in ("logits", "labels", "idx"))
         outs = [Outputs(logits, labels, idx, features)]
     objective.on_step_end(outs[0])
-    return loss, parts
+    return values[0], names
+
+
+@dataclass
+class _LossLog:
+    """Each step's loss and parts, kept on the device and read back to the host once every ``every``
+    steps and at the end of each epoch: a read waits for the device, and on a GPU one per step
+    would drain the queue of kernels that keeps it busy. A read hands ``progress`` one step event for
+    the steps it covers and raises TrialFailed at the first non-finite loss among them (the trial
+    fails; up to ``every`` - 1 steps after it have run)."""
+
+    every: int
+    pending: list[tuple[int, int, torch.Tensor]] = field(default_factory=list)  # (epoch, step, [loss, *parts])
+    names: list[str] = field(default_factory=list)
+    loss_sum: float = 0.0  # this epoch's, over the steps read
+    parts_sum: dict[str, float] = field(default_factory=dict)
+
+    def add(self, epoch: int, step: int, values: torch.Tensor, names: list[str]) -> None:
+        self.pending.append((epoch, step, values))
+        self.names = names
+
+    def read(self, progress: Progress, total: int) -> None:
+        if not self.pending:
+            return
+        rows = torch.stack([v for _, _, v in self.pending]).tolist()
+        for (epoch, step, _), (loss, *parts) in zip(self.pending, rows, strict=True):
+            named = dict(zip(self.names, parts, strict=True))
+            if not math.isfinite(loss):
+                raise TrialFailed(
+                    f"non-finite loss {loss} (parts {named}) at epoch {epoch + 1}, step {step}; lower the "
+                    f"learning rate or check the objective's hyper-parameters"
+                )
+            self.loss_sum += loss
+            for k, v in named.items():
+                self.parts_sum[k] = self.parts_sum.get(k, 0.0) + v
+        epoch, step, _ = self.pending[-1]
+        losses = [row[0] for row in rows]
+        event = {"event": "step", "step": step, "total_steps": total, "epoch": epoch + 1, "loss": losses[-1]}
+        progress({**event, "losses": losses})
+        self.pending = []
 
 
 def _batch_on(device, train: Columns, rows: np.ndarray, teacher_logits: torch.Tensor | None) -> dict:
@@ -202,9 +238,10 @@ class _Stepper:
         self.rank, self.workers = ds_engine.world()
         self.stepped = False  # whether this process has completed a step
 
-    def step(self, rows: np.ndarray, epoch: int, step: int) -> tuple[float, dict[str, float]]:
-        """One step on the global batch ``rows`` (this rank's share); returns the loss and its parts,
-        averaged over the workers. ``epoch`` and ``step`` (0-based) name the step in errors."""
+    def step(self, rows: np.ndarray, epoch: int, step: int) -> tuple[torch.Tensor, list[str]]:
+        """One step on the global batch ``rows`` (this rank's share); returns [loss, *parts] averaged
+        over the workers, on the device, and the parts' names. ``epoch`` and ``step`` (0-based) name
+        the step in errors."""
         rng_state = _rng_state() if not self.stepped else None
         while True:  # more than once only after an out-of-memory error at the first step
             with record_function("harness.collate"):  # each micro-batch padded to its own longest
@@ -213,7 +250,7 @@ class _Stepper:
                     for part in np.array_split(rows[self.rank :: self.workers], self.accum)
                 ]
             try:
-                loss, parts = train_step(self.engine, self.objective, micro, self.tap, self.clip)
+                values, names = train_step(self.engine, self.objective, micro, self.tap, self.clip)
                 break
             except torch.OutOfMemoryError:
                 if self.stepped:
@@ -226,15 +263,10 @@ class _Stepper:
                     self.engine, self.cfg, self.lr, self.total, self.accum, self.workers, self.notes
                 )
                 _set_rng_state(rng_state)  # type: ignore[arg-type]  # the retried step draws the dropout masks the first try drew
-            except TrialFailed as exc:  # a non-finite loss
-                raise TrialFailed(
-                    f"{exc} at epoch {epoch + 1}, step {step + 1}; lower the learning rate or check the "
-                    f"objective's hyper-parameters"
-                ) from None
         self.stepped = True
         if self.workers > 1:  # log the global batch's loss, as one worker would
-            loss, parts = _mean_over_ranks(loss, parts)
-        return loss, parts
+            values = _mean_over_ranks(values)
+        return values, names
 
 
 def train_pass(engine, split: Columns, objective: Objective, batch_size: int, tap: FeatureTap | None) -> None:
@@ -296,8 +328,11 @@ def fit(
     progress: Progress = lambda event: None,
     trial_dir: Path | None = None,
     teacher_logits: torch.Tensor | None = None,
+    read_every: int | None = None,
 ) -> FitResult:
-    """Trains ``model`` for ``cfg.epochs`` epochs; ``progress`` receives step and epoch events.
+    """Trains ``model`` for ``cfg.epochs`` epochs; ``progress`` receives step and epoch events, a step
+    event each ``read_every`` steps and at each epoch's end (``_LossLog``; by default ``GPU_READ_EVERY``
+    on a GPU, 1 on the CPU, where reading a loss back costs nothing), carrying the losses of the steps it covers.
 
     With ``trial_dir``, a checkpoint is written there after every epoch but the last, and a
     checkpoint found there is resumed from (see harness.checkpoint). ``teacher_logits`` (rows
@@ -323,16 +358,15 @@ def fit(
         for epoch in range(first_epoch, cfg.epochs):
             stepper.engine.train()
             started = time.perf_counter()
-            loss_sum, parts_sum = 0.0, {}  # type: float, dict[str, float]
+            log = _LossLog(read_every or (GPU_READ_EVERY if stepper.engine.device.type == "cuda" else 1))
             for rows in train_batches(train.lengths, cfg.batch_size, rng):
                 if len(rows) < workers:  # a last global batch too small to give every rank an example
                     continue
-                loss, parts = stepper.step(rows, epoch, step)
+                log.add(epoch, step + 1, *stepper.step(rows, epoch, step))
                 step += 1
-                loss_sum += loss
-                for k, v in parts.items():
-                    parts_sum[k] = parts_sum.get(k, 0.0) + v
-                progress({"event": "step", "step": step, "total_steps": total, "epoch": epoch + 1, "loss": loss})
+                if step % log.every == 0:
+                    log.read(progress, total)
+            log.read(progress, total)
             if objective.wants_train_pass:
                 train_pass(stepper.engine, train, objective, 2 * cfg.batch_size, tap)
             objective.on_epoch_end(epoch)
@@ -340,8 +374,8 @@ def fit(
             result.train_samples += len(train)
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
-                "train_loss": loss_sum / steps_per_epoch,
-                "train_parts": {k: v / steps_per_epoch for k, v in parts_sum.items()},
+                "train_loss": log.loss_sum / steps_per_epoch,
+                "train_parts": {k: v / steps_per_epoch for k, v in log.parts_sum.items()},
             }
             for name, split in devs.items():
                 record[name], result.predictions[name] = evaluate(

@@ -23,7 +23,7 @@ import torch
 import harness
 from harness import checkpoint, kept, lora, teachers, tracking
 from harness import plugins as plugin_loader
-from harness.batching import Columns
+from harness.batching import Columns, pad_multiple
 from harness.config import TrialConfig
 from harness.data import tokenize
 from harness.engine import partitioned_loading, world
@@ -121,8 +121,10 @@ def _run_trial(cfg: TrialConfig, trial_dir: str | Path, progress: Progress, plug
             task, data, tokenizer, cfg.max_seq_length, cfg.max_train_samples, cfg.max_dev_samples, cfg.dev_from_train
         )
         pad_id = tokenizer.pad_token_id or 0
-        train = Columns(tokenized["train"], pad_id)
-        devs = {s: Columns(tokenized[s], pad_id) for s in task.dev_splits if s in tokenized}
+        splits = [s for s in ("train", *task.dev_splits) if s in tokenized]
+        multiple = pad_multiple(cfg.pad_multiple)
+        batched = {s: Columns(tokenized[s], pad_id, multiple, cfg.max_seq_length) for s in splits}
+        train, devs = batched.pop("train"), batched
         teacher_logits = teachers.load_logits(store, cfg.teacher, task, train) if cfg.teacher else None
         record.role = "teacher" if cfg.save_teacher else "trial"
         record.arm, record.label_names, record.primary_metric = arm, list(task.label_names), task.primary

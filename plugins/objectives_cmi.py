@@ -118,22 +118,31 @@ class _CentroidObjective(Objective):
     def _class_sums(
         self, p: torch.Tensor, labels: torch.Tensor, over_ranks: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-class sums of P_x and counts; ``over_ranks``: of the global batch, when several
-        workers each hold part of it, so every worker keeps the centroids one worker would."""
+        """Per-class sums of P_x and counts, in float64 on P_x's device (nothing is read back to the
+        host: on a GPU that would wait for the step); ``over_ranks``: of the global batch, when
+        several workers each hold part of it, so every worker keeps the centroids one worker would."""
         import torch
 
         from harness import sum_over_ranks
 
-        sums = torch.zeros(self.num_labels, p.shape[-1], dtype=torch.float64).index_add_(
-            0, labels.cpu(), p.detach().double().cpu()
-        )
-        counts = torch.bincount(labels.cpu(), minlength=self.num_labels).double()
+        sums = torch.zeros(self.num_labels, p.shape[-1], dtype=torch.float64, device=p.device)
+        sums.index_add_(0, labels, p.detach().double())
+        ones = torch.ones(len(labels), dtype=torch.float64, device=p.device)
+        counts = torch.zeros(self.num_labels, dtype=torch.float64, device=p.device).index_add_(0, labels, ones)
         if not over_ranks:
             return sums, counts
         both = sum_over_ranks(torch.cat([sums, counts[:, None]], dim=1))
         return both[:, :-1], both[:, -1]
 
+    def _to(self, device) -> None:
+        """The centroid state onto ``device`` (P_x's), where it stays; a no-op once there (a resumed
+        checkpoint loads it on the CPU)."""
+        self.have, self.counts = self.have.to(device), self.counts.to(device)
+        self.q = None if self.q is None else self.q.to(device)
+        self.sums = None if self.sums is None else self.sums.to(device)
+
     def _accumulate(self, p: torch.Tensor, labels: torch.Tensor, over_ranks: bool = False) -> None:
+        self._to(p.device)
         sums, counts = self._class_sums(p, labels, over_ranks)
         self.sums = sums if self.sums is None else self.sums + sums
         self.counts += counts
@@ -161,15 +170,16 @@ class _CentroidObjective(Objective):
         if self.hp["centroids"] == "epoch":
             self._accumulate(p, out.labels, over_ranks=True)
             return
+        self._to(p.device)
         sums, counts = self._class_sums(p, out.labels, over_ranks=True)
-        seen = counts > 0
-        means = sums[seen] / counts[seen, None]
+        seen = counts > 0  # masks, not indexing by them: indexing would read the mask back to the host
+        means = sums / counts.clamp_min(1.0)[:, None]
         if self.q is None:
-            self.q = torch.full((self.num_labels, p.shape[-1]), 1.0 / p.shape[-1], dtype=torch.float64)
+            self.q = torch.full((self.num_labels, p.shape[-1]), 1.0 / p.shape[-1], dtype=torch.float64, device=p.device)
         d = self.hp["ema_decay"]
-        old = self.have[seen]
-        self.q[seen] = torch.where(old[:, None], d * self.q[seen] + (1 - d) * means, means)
-        self.have |= seen
+        updated = torch.where(self.have[:, None], d * self.q + (1 - d) * means, means)
+        self.q = torch.where(seen[:, None], updated, self.q)
+        self.have = self.have | seen
 
     def on_epoch_end(self, epoch: int) -> None:
         if self.hp["centroids"] == "epoch":

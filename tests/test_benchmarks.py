@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_gpu_check_dry_mode_learns_and_reports_a_ratio_per_round():
+def test_gpu_check_dry_mode_learns_and_reports_a_ratio_per_round_and_per_step_option():
     done = subprocess.run([str(ROOT / "benchmarks" / "gpu_check.sh"), "--dry"], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     learned = re.search(r"learns: sentiment dev accuracy ([\d.]+)", done.stdout)
@@ -24,6 +24,12 @@ def test_gpu_check_dry_mode_learns_and_reports_a_ratio_per_round():
     assert len(rounds) == 2
     assert re.search(r"ratio harness / Trainer: median [\d.]+x \(range [\d.]+-[\d.]+, 2 rounds\)", done.stdout)
     assert re.search(r"ratio harness / run_glue.py defaults: median [\d.]+x", done.stdout)
+    for option in ("--pad-multiple 8", "loss read every 16 steps"):  # the CPU's non-defaults
+        per_round = re.findall(rf"^sentiment round \d: harness {option} ([\d.]+) samples/s \(([\d.]+)x the Trainer, "
+                               rf"([\d.]+)x the harness's defaults\)$", done.stdout, re.M)  # fmt: skip
+        assert len(per_round) == 2 and all(float(rate) > 0 for rate, _, _ in per_round)
+        assert re.search(rf"ratio harness {option} / Trainer: median [\d.]+x \(range [\d.]+-[\d.]+, 2 rounds\); "
+                         rf"/ harness defaults: median [\d.]+x", done.stdout)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
