@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import yaml
@@ -28,6 +29,9 @@ from harness.options import Options
 from harness.record import TrialRecord
 from harness.rundir import RunDir, check_output_dir
 from harness.search import Search, check, grid_only, label, parse_space, values_of
+
+if TYPE_CHECKING:
+    from harness.ray_executor import RayOptions
 
 BEST_FILE = "best.yaml"
 CONFIRM_DIR = "confirm"
@@ -73,9 +77,11 @@ def selection(metric: str) -> str:
     return f"{metric} (selection score: dev, used to choose)"
 
 
-def confirm(plugins, opts: Options, best: TrialConfig, seeds: list[int], run: RunDir, console: Console) -> list[float]:
-    """Reruns ``best`` on ``seeds`` in RUN_DIR/confirm (a run directory with its own report);
-    returns the completed trials' scores on the search metric (first dev split)."""
+def confirm(
+    plugins, opts: Options, best: TrialConfig, seeds: list[int], run: RunDir, console: Console, ray_opts: RayOptions
+) -> list[float]:
+    """Reruns ``best`` on ``seeds`` in RUN_DIR/confirm (a run directory with its own report), on the
+    search's Ray (``ray_opts``); returns the completed trials' scores on the search metric (first dev split)."""
     from harness.commands import write_report
     from harness.ray_executor import run_ray
 
@@ -90,7 +96,7 @@ def confirm(plugins, opts: Options, best: TrialConfig, seeds: list[int], run: Ru
     out.path.mkdir(exist_ok=True)  # a resumed search finishes its confirmation: completed trials are kept
     out.write_plan(plan)
     console.print(f"confirming the best config on seeds {', '.join(map(str, seeds))} -> {out}")
-    records = run_ray(plan, out, console, opts.ray())
+    records = run_ray(plan, out, console, ray_opts)
     write_report(plugins, [out.path], out.path / "report", None, console)
     metric = opts.metric or plugins.suites.get(best.suite).task(best.task).primary
     return [r.score(metric) for r in records if r.completed and not r.config.save_teacher]
@@ -109,8 +115,9 @@ def cmd_tune(plugins, args: Options, console: Console) -> int:
             plugins = load(tuple(args.plugin) + tuple(plan.trials[-1].plugins))
             args = replace(args, plugin=list(plan.trials[-1].plugins))  # the confirmation's trials are the same
         console.print(f"resuming the search in {run}")
+        ray_opts = args.ray()  # checks --address
     else:
-        plan, spec = define(plugins, args)
+        plan, spec, ray_opts = define(plugins, args)
         run = RunDir.create(Path(args.output_dir), f"tune-{plan.trials[-1].task}-{plan.trials[-1].objective}")
         run.write_plan(plan, options=args.stored_search(), search=spec.to_dict())
         for note in plan.notes:
@@ -120,19 +127,18 @@ def cmd_tune(plugins, args: Options, console: Console) -> int:
             f"searching {', '.join(spec.keys)} for {base.task} {base.objective} ({spec.algorithm}, "
             f"{spec.scheduler}, {spec.num_samples} sample(s)) -> {run}"
         )
-    ray_opts = args.ray()  # checks --address once
     with ray_session(run, ray_opts, plan.trials[-1].plugins):  # one Ray for the search and its confirmation
         try:
             records = run_search(plan, spec, run, console, ray_opts, resume=bool(args.resume))
         except KeyboardInterrupt:
             console.print(f"interrupted: `harness tune --resume {run}` continues the search")
             raise
-        return conclude(plugins, args, spec, records, run, console)
+        return conclude(plugins, args, spec, records, run, console, ray_opts)
 
 
-def define(plugins, args: Options) -> tuple[Plan, Search]:
-    """The plan (teachers, then the trial searched around) and the search of ``args``, refused here
-    if anything in them would fail later."""
+def define(plugins, args: Options) -> tuple[Plan, Search, RayOptions]:
+    """The plan (teachers, then the trial searched around), the search of ``args`` and its Ray
+    settings, refused here if anything in them would fail later."""
     if not args.tasks or len(args.tasks) != 1:
         raise HarnessError("harness tune searches one task at a time: give --tasks NAME, e.g. --tasks rte")
     if len(args.objectives) != 1:
@@ -153,8 +159,8 @@ def define(plugins, args: Options) -> tuple[Plan, Search]:
     only_grid = args.search_alg == "grid" or all(d.kind == "grid" for d in dims)
     num_samples = args.num_samples if args.num_samples is not None else (1 if only_grid else Search.num_samples)
     confirm_seeds(args)
-    args.ray()  # refuses a bad --address before a run directory exists
-    return plan, Search(dims, metric, args.search_alg, args.scheduler, num_samples, seed=args.seed)
+    ray_opts = args.ray()  # refuses a bad --address before a run directory exists
+    return plan, Search(dims, metric, args.search_alg, args.scheduler, num_samples, seed=args.seed), ray_opts
 
 
 def confirm_seeds(args: Options) -> list[int]:
@@ -168,8 +174,16 @@ def confirm_seeds(args: Options) -> list[int]:
     return seeds
 
 
-def conclude(plugins, args: Options, spec: Search, records: list[TrialRecord], run: RunDir, console: Console) -> int:
-    """The search's table, its best config (confirmed on fresh seeds) as a ``--config`` file."""
+def conclude(
+    plugins,
+    args: Options,
+    spec: Search,
+    records: list[TrialRecord],
+    run: RunDir,
+    console: Console,
+    ray_opts: RayOptions,
+) -> int:
+    """The search's table, its best config (confirmed on fresh seeds, on ``ray_opts``) as a ``--config`` file."""
     metric, run_dir = spec.metric, run.path
     frame = table(records, spec.keys, metric)
     frame.to_csv(run_dir / TABLE_FILE, index=False)
@@ -192,7 +206,7 @@ def conclude(plugins, args: Options, spec: Search, records: list[TrialRecord], r
     header += f"# selection score {metric} {100 * score:.2f} on seed {cfg.seed} (chosen on the dev set: optimistic)\n"
     seeds = confirm_seeds(args)
     if seeds:
-        scores = [100 * v for v in confirm(plugins, args, cfg, seeds, run, console)]
+        scores = [100 * v for v in confirm(plugins, args, cfg, seeds, run, console, ray_opts)]
         if scores:
             spread = f" ± {pd.Series(scores).std():.2f}" if len(scores) > 1 else ""
             result = f"{metric} {sum(scores) / len(scores):.2f}{spread} over fresh seeds {seeds} (n={len(scores)})"
