@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from peer import OPTIONS, rounds
+from peer import OPTIONS, option_names, rounds
 
 BERT_BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072}
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128}
@@ -65,12 +65,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--options", default="", help=f"comma-separated, of {', '.join(OPTIONS)}")
+    p.add_argument("--options", type=option_names, default=(), help=f"comma-separated, of {', '.join(OPTIONS)}")
     p.add_argument("--no-learn", action="store_true", help="only the throughput rounds")
     a = p.parse_args()
-    options = tuple(o for o in a.options.split(",") if o) or (("pad", "reads") if a.dry else ())
-    if set(options) - set(OPTIONS):
-        p.error(f"--options: of {', '.join(OPTIONS)}")
+    options = a.options or (("pad", "reads") if a.dry else ())
     bf16 = not a.dry
     import torch
 

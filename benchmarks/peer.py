@@ -66,6 +66,14 @@ OPTIONS = {
 }
 
 
+def option_names(text: str) -> tuple[str, ...]:
+    """``--options``' value: comma-separated names of ``OPTIONS`` (argparse refuses others)."""
+    names = tuple(o for o in text.split(",") if o)
+    if set(names) - set(OPTIONS):
+        raise argparse.ArgumentTypeError(f"of {', '.join(OPTIONS)}")
+    return names
+
+
 def variant(name: str, cuda: bool) -> tuple[str, dict]:
     """The label and spec overrides of harness option ``name`` (``OPTIONS``) on this device."""
     cpu_label, cpu, gpu_label, gpu = OPTIONS[name]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from peer import OPTIONS, SIDES, rounds
+from peer import OPTIONS, SIDES, option_names, rounds
 
 
 def main() -> None:
@@ -30,11 +30,9 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--options", default="", help=f"also the harness with each step option of {', '.join(OPTIONS)}")
+    help_options = f"also the harness with each step option of {', '.join(OPTIONS)}"
+    p.add_argument("--options", type=option_names, default=(), help=help_options)
     a = p.parse_args()
-    options = tuple(o for o in a.options.split(",") if o)
-    if set(options) - set(OPTIONS):
-        p.error(f"--options: of {', '.join(OPTIONS)}")
     print(f"minilm-l6, batch {a.batch_size}, {a.steps} steps ({a.warmup} warm-up), {a.threads} threads")
     for task in a.tasks.split(","):
         spec = {
@@ -50,7 +48,7 @@ def main() -> None:
             "threads": a.threads,
         }
         sides = tuple(s for s in SIDES if not (a.no_pad128 and s == "trainer-pad128"))
-        rounds(spec, a.rounds, task, sides, options)
+        rounds(spec, a.rounds, task, sides, a.options)
 
 
 if __name__ == "__main__":
