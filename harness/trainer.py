@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.profiler import record_function
 
-from harness import checkpoint
+from harness import checkpoint, last_layer
 from harness import engine as ds_engine
 from harness.batching import Columns, eval_batches, train_batches
 from harness.config import TrialConfig
@@ -342,6 +342,7 @@ def fit(
     total = cfg.epochs * steps_per_epoch
     if cfg.gradient_checkpointing:  # recompute activations in backward: memory for time
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})  # type: ignore[operator]
+    last_layer.at_first_token(model)  # exact: the classifier reads the last layer at [CLS] only
     result = FitResult()
     tap = FeatureTap(model) if "features" in objective.needs or cfg.feature_cmi_temperature else None
     stepper = _Stepper(

@@ -52,6 +52,7 @@ ORDER = [
     "trainer",  # training
     "forward",
     "checkpoint",
+    "last_layer",
     "engine",
     "batching",
     "data",
