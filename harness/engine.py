@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from harness import embedding_rows
 from harness.config import TrialConfig
 from harness.errors import TrialFailed
 
@@ -190,6 +191,7 @@ def build(model: torch.nn.Module, cfg: TrialConfig, lr: float, total_steps: int)
     ]
     groups = [g for g in groups if g["params"]]  # LoRA trains no norms: DeepSpeed drops an empty group
     optimizer = torch.optim.AdamW(groups, lr=lr, fused=True)  # one kernel per step; CPU and GPU
+    embedding_rows.decay_after_each_step(optimizer, model)
     warmup = int(cfg.warmup_ratio * total_steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(linear_schedule, warmup=warmup, total=total_steps))
     engine, _, _, _ = deepspeed().initialize(

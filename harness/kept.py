@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import chance
+from harness import chance, last_layer
 from harness.config import TrialConfig
 from harness.engine import deepspeed, world
 from harness.record import TrialRecord
@@ -130,4 +130,5 @@ def load(model_dir: str | Path) -> tuple[Any, Any, dict[str, Any]]:
     meta = json.loads((model_dir / META).read_text())
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
+    last_layer.at_first_token(model)  # computed as in training, so eval reproduces its numbers bit for bit
     return tok, model, meta

@@ -1,9 +1,9 @@
 """The last transformer layer computed only where the classifier reads it.
 
-A BERT-style classifier reads its last layer at the first token alone ([CLS], through the pooler or
-RoBERTa's head). That layer's keys and values need every token, but its query, attention output,
-feed-forward block, layer norms and their dropouts are needed at that one position: with h the
-layer's input (B, L, d) and c = h[:, :1],
+A BERT-style classifier reads its last layer at the first token alone ([CLS], through BERT's pooler,
+RoBERTa's or DistilBERT's head). That layer's keys and values need every token, but its query,
+attention output, feed-forward block, layer norms and their dropouts are needed at that one
+position: with h the layer's input (B, L, d) and c = h[:, :1] (DistilBERT: no dropout after W_o),
 
     a = LN(c + Dropout(W_o softmax(q(c) k(h)^T / sqrt(d_head) + mask[..., :1, :]) v(h)))
     y = LN(a + Dropout(FFN(a)))                                              y: (B, 1, d)
@@ -21,12 +21,6 @@ import types
 
 import torch
 
-# (classifier class, attribute of its encoder): heads that read position 0 of the last hidden state
-READ_FIRST_TOKEN = {
-    "BertForSequenceClassification": "bert",
-    "RobertaForSequenceClassification": "roberta",
-    "XLMRobertaForSequenceClassification": "roberta",
-}
 ATTENTION = ("eager", "sdpa")  # implementations whose mask is (B, 1, L or 1, L) or None
 
 
@@ -34,29 +28,29 @@ def at_first_token(model: torch.nn.Module) -> bool:
     """Makes ``model``'s last layer compute only position 0, in place (its weights and state_dict
     keys unchanged; a PEFT wrapper's base model is the one changed). True where it applied."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    encoder_name = READ_FIRST_TOKEN.get(type(base).__name__)
+    known = READ_FIRST_TOKEN.get(type(base).__name__)
     config = base.config
     if (
-        encoder_name is None
-        or config.is_decoder
+        known is None
+        or getattr(config, "is_decoder", False)
         or getattr(config, "add_cross_attention", False)
         or getattr(config, "chunk_size_feed_forward", 0)
         or config._attn_implementation not in ATTENTION
     ):
         return False
-    last = getattr(base, encoder_name).encoder.layer[-1]
-    last.forward = types.MethodType(_first_token_forward, last)
+    layers, forward = known
+    last = base.get_submodule(layers)[-1]
+    last.forward = types.MethodType(forward, last)
     return True
 
 
-def _first_token_forward(layer, hidden_states, attention_mask=None, *args, **kwargs):
-    """BertLayer.forward (transformers 5) evaluated at position 0 only; (B, 1, d)."""
+def _attend(attn, query, key, value, first, hidden_states, attention_mask) -> torch.Tensor:
+    """Multi-head attention of ``first`` (B, 1, d) over ``hidden_states`` (B, L, d) through the
+    model's attention function: (B, 1, d), before the output projection."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
     from transformers.models.bert.modeling_bert import eager_attention_forward
 
-    attn = layer.attention.self
     batch = hidden_states.shape[0]
-    first = hidden_states[:, :1]
 
     def heads(x: torch.Tensor) -> torch.Tensor:
         return x.view(batch, x.shape[1], -1, attn.attention_head_size).transpose(1, 2)
@@ -66,12 +60,36 @@ def _first_token_forward(layer, hidden_states, attention_mask=None, *args, **kwa
     attend = ALL_ATTENTION_FUNCTIONS.get_interface(attn.config._attn_implementation, eager_attention_forward)
     context, _ = attend(
         attn,
-        heads(attn.query(first)),
-        heads(attn.key(hidden_states)),
-        heads(attn.value(hidden_states)),
+        heads(query(first)),
+        heads(key(hidden_states)),
+        heads(value(hidden_states)),
         attention_mask,
         dropout=attn.dropout.p if attn.training else 0.0,
         scaling=attn.scaling,
     )
-    attended = layer.attention.output(context.reshape(batch, 1, -1), first)
+    return context.reshape(batch, 1, -1)
+
+
+def _bert_layer(layer, hidden_states, attention_mask=None, *args, **kwargs):
+    """BertLayer.forward (transformers 5; RoBERTa's is the same) at position 0 only: (B, 1, d)."""
+    attn, first = layer.attention.self, hidden_states[:, :1]
+    context = _attend(attn, attn.query, attn.key, attn.value, first, hidden_states, attention_mask)
+    attended = layer.attention.output(context, first)  # dense, dropout, LayerNorm(+ first)
     return layer.output(layer.intermediate(attended), attended)
+
+
+def _distilbert_block(block, hidden_states, attention_mask=None, **kwargs):
+    """DistilBERT's TransformerBlock.forward (transformers 5) at position 0 only: (B, 1, d)."""
+    attn, first = block.attention, hidden_states[:, :1]
+    context = _attend(attn, attn.q_lin, attn.k_lin, attn.v_lin, first, hidden_states, attention_mask)
+    attended = block.sa_layer_norm(attn.out_lin(context) + first)
+    return block.output_layer_norm(block.ffn(attended) + attended)
+
+
+# classifier class -> (its layer list, the last layer's forward at position 0): heads that read position 0
+READ_FIRST_TOKEN = {
+    "BertForSequenceClassification": ("bert.encoder.layer", _bert_layer),
+    "RobertaForSequenceClassification": ("roberta.encoder.layer", _bert_layer),
+    "XLMRobertaForSequenceClassification": ("roberta.encoder.layer", _bert_layer),
+    "DistilBertForSequenceClassification": ("distilbert.transformer.layer", _distilbert_block),
+}

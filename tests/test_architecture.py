@@ -54,6 +54,7 @@ ORDER = [
     "checkpoint",
     "last_layer",
     "engine",
+    "embedding_rows",
     "batching",
     "data",
     "files",

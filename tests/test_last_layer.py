@@ -1,6 +1,6 @@
 """The last layer computed at [CLS] only (harness.last_layer) changes the work, not the model: with
 dropout off, the same logits and the same gradient for every parameter as the whole layer, on padded
-batches, for BERT and RoBERTa, eager and SDPA attention, under LoRA; its feed-forward block sees one
+batches, for BERT, RoBERTa and DistilBERT, eager and SDPA attention, under LoRA; its feed-forward block sees one
 position; models whose head reads another position are left alone."""
 
 import copy
@@ -29,6 +29,15 @@ def _roberta(attention: str):
     return RobertaForSequenceClassification(config)
 
 
+def _distilbert(attention: str):
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    config = DistilBertConfig(vocab_size=50, dim=32, n_layers=2, n_heads=4, hidden_dim=64, max_position_embeddings=64,
+                              num_labels=2, dropout=0.0, attention_dropout=0.0, seq_classif_dropout=0.0,
+                              attn_implementation=attention)  # fmt: skip
+    return DistilBertForSequenceClassification(config)
+
+
 def _batch(num_labels: int):
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(3, 50, (6, 11), generator=g)
@@ -46,7 +55,7 @@ def _logits_and_grads(model, batch):
     return out.logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("build", [_bert, _roberta])
+@pytest.mark.parametrize("build", [_bert, _roberta, _distilbert])
 @pytest.mark.parametrize("attention", ["eager", "sdpa"])
 def test_same_logits_and_gradients_as_the_whole_layer(build, attention):
     torch.manual_seed(0)
