@@ -1,19 +1,21 @@
 """Only the word-embedding rows the training split uses are trained as a parameter.
 
 A token that never appears in the training inputs never gives its embedding row a gradient, so
-AdamW (decoupled weight decay lambda) keeps that row's moments at m = v = 0 and each step changes it
-by p <- p (1 - eta_t lambda) alone: the V - K unused rows evolve as P_0 prod_s (1 - eta_s lambda), one
-scalar. Held as a frozen table times that scalar, with the K used rows as the parameter, the dense
-V x d gradient that is otherwise zeroed, clipped and updated in full every step, and its two AdamW
-moments, shrink to K x d. The outputs, the gradient norm and every update are those of the whole
-table (tested, with weight decay). It applies where that holds and saves memory (K <= 3V/4: the
-table, K x d rows, their gradient and two moments <= 4 V x d), one worker's optimizer sees the rows
-(no ZeRO) and the table is trained and tied to nothing; ``restore`` writes the rows back at the end.
+AdamW (decoupled weight decay lambda) keeps that row's moments at m = v = 0 and each step changes
+it by p <- p (1 - eta_t lambda) alone: the V - K unused rows evolve as P_0 prod_s (1 - eta_s lambda),
+one scalar. Held as a frozen table times that scalar, with the K used rows as the parameter, the
+dense V x d gradient that is otherwise zeroed, clipped and updated in full every step, and its two
+AdamW moments, shrink to K x d (CoLA's split uses 5,584 of BERT's 30,522 rows). The outputs, the
+gradient norm and every update are those of the whole table (tested, with weight decay). It
+applies where that holds and saves memory (K <= 3V/4: the table, K x d rows, their gradient and
+two moments <= 4 V x d), where torch's AdamW steps the rows themselves (no ZeRO, no fp16) and the
+table is trained and tied to nothing; ``restore`` writes the whole table back at the end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,13 +26,17 @@ class UsedRows(torch.nn.Module):
     """Stands in for an ``nn.Embedding``: rows ``used`` are the parameter ``rows``; the others are
     ``rest`` (frozen) times ``decay``, the product of each step's (1 - lr * weight_decay)."""
 
+    rest: torch.Tensor
+    decay: torch.Tensor
+    slot: torch.Tensor
+
     def __init__(self, embedding: torch.nn.Embedding, used: torch.Tensor):
         super().__init__()
         self.embedding = [embedding]  # the module put back by ``restore`` (a list: not a submodule)
         weight = embedding.weight.detach()
         self.rows = torch.nn.Parameter(weight[used].clone())
         self.register_buffer("rest", weight)  # the table's own storage until the module is moved
-        self.register_buffer("decay", torch.ones((), dtype=weight.dtype, device=weight.device))
+        self.register_buffer("decay", torch.ones((), device=weight.device))  # fp32 whatever the table's dtype
         self.register_buffer("slot", torch.full((weight.shape[0],), -1, dtype=torch.long, device=weight.device))
         self.slot[used] = torch.arange(len(used), device=weight.device)
 
@@ -49,7 +55,7 @@ class UsedRows(torch.nn.Module):
         embedding = self.embedding[0].to(self.rows.device)
         with torch.no_grad():
             embedding.weight.copy_(self.rest * self.decay)
-            used = (self.slot >= 0).nonzero().squeeze(-1)
+            used = torch.nonzero(self.slot >= 0).squeeze(-1)
             embedding.weight[used] = self.rows[self.slot[used]].to(embedding.weight.dtype)
         return embedding
 
@@ -62,12 +68,13 @@ def used_ids(input_ids: Iterable[list[int]], embedding: torch.nn.Embedding) -> t
     return torch.from_numpy(ids).to(embedding.weight.device)
 
 
-def train_used_rows(model: torch.nn.Module, input_ids: Iterable[list[int]], zero_stage: int) -> UsedRows | None:
+def train_used_rows(model: Any, input_ids: Iterable[list[int]], plain_adamw: bool) -> UsedRows | None:
     """Puts a ``UsedRows`` in place of ``model``'s input embedding where that is exact and saves
-    memory (module docstring); returns it, or None where the table is left as it is."""
+    memory (module docstring); returns it, or None where the table is left as it is. ``plain_adamw``:
+    torch's AdamW steps the module's own fp32 parameters (no ZeRO partitions, no fp16 master copies)."""
     embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     if (
-        zero_stage
+        not plain_adamw
         or type(embedding) is not torch.nn.Embedding
         or not embedding.weight.requires_grad
         or embedding.max_norm is not None
@@ -89,7 +96,14 @@ def decay_after_each_step(optimizer: torch.optim.Optimizer, model: torch.nn.Modu
     by the lr and weight decay of the parameter group that holds its rows."""
     for module in model.modules():
         if isinstance(module, UsedRows):
-            group = next(g for g in optimizer.param_groups if any(p is module.rows for p in g["params"]))
-            optimizer.register_step_post_hook(
-                lambda opt, args, kwargs, m=module, g=group: m.after_step(float(g["lr"]), g["weight_decay"])
-            )
+            optimizer.register_step_post_hook(_decays(module, optimizer))
+
+
+def _decays(rows: UsedRows, optimizer: torch.optim.Optimizer):
+    """A step post-hook: ``rows.after_step`` with the lr and weight decay of the group holding its rows."""
+    group = next(g for g in optimizer.param_groups if any(p is rows.rows for p in g["params"]))
+
+    def hook(opt, args, kwargs) -> None:
+        rows.after_step(float(group["lr"]), group["weight_decay"])
+
+    return hook

@@ -140,12 +140,18 @@ def partitioned_loading(cfg: TrialConfig) -> Iterator[None]:
         del held
 
 
+def plain_optimizer(cfg: TrialConfig) -> bool:
+    """Whether torch's AdamW steps the module's own parameters and gradients: without ZeRO (which
+    partitions them) or fp16 (fp16 weights, scaled gradients, fp32 master copies in DeepSpeed's wrapper)."""
+    return not cfg.zero_stage and cfg.precision != "fp16"
+
+
 def _clips_itself(cfg: TrialConfig) -> bool:
-    """Without ZeRO or fp16 the harness clips gradients with torch's foreach clip_grad_norm_:
+    """With a ``plain_optimizer`` the harness clips gradients with torch's foreach clip_grad_norm_:
     DeepSpeed's clips one tensor at a time with an all-reduce even over one rank (9 ms of a 263 ms
     CoLA step of minilm-l6 on 2 CPU cores, against 2 ms). Same rule: g *= min(1, c / (||g||_2 + 1e-6)).
     Under ZeRO or fp16 the gradients are partitioned or scaled, and DeepSpeed clips."""
-    return not cfg.zero_stage and cfg.precision != "fp16" and cfg.grad_clip > 0
+    return plain_optimizer(cfg) and cfg.grad_clip > 0
 
 
 def harness_clip(cfg: TrialConfig) -> float:

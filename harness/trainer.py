@@ -343,7 +343,7 @@ def fit(
     if cfg.gradient_checkpointing:  # recompute activations in backward: memory for time
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})  # type: ignore[operator]
     last_layer.at_first_token(model)  # exact: the classifier reads the last layer at [CLS] only
-    used_rows = embedding_rows.train_used_rows(model, train.fields["input_ids"], cfg.zero_stage)  # exact too
+    used_rows = embedding_rows.train_used_rows(model, train.fields["input_ids"], ds_engine.plain_optimizer(cfg))
     result = FitResult()
     tap = FeatureTap(model) if "features" in objective.needs or cfg.feature_cmi_temperature else None
     stepper = _Stepper(
@@ -410,4 +410,4 @@ def fit(
     finally:  # also when interrupted: ZeRO's optimizer hooks every parameter's gradient accumulator,
         stepper.engine.destroy()  # where the collector cannot see, so an engine left alive is never freed
         if used_rows is not None:
-            model.set_input_embeddings(used_rows.restore())
+            model.set_input_embeddings(used_rows.restore())  # type: ignore[operator]

@@ -100,13 +100,13 @@ def _bert(**config):
 
 def test_it_stands_aside_where_it_would_not_be_exact_or_would_cost_memory():
     few = [[1, 2, 3]]
-    assert isinstance(embedding_rows.train_used_rows(_bert(), few, zero_stage=0), UsedRows)
-    assert embedding_rows.train_used_rows(_bert(), few, zero_stage=1) is None  # ZeRO's optimizer holds flat copies
+    assert isinstance(embedding_rows.train_used_rows(_bert(), few, plain_adamw=True), UsedRows)
+    assert embedding_rows.train_used_rows(_bert(), few, plain_adamw=False) is None  # ZeRO's or fp16's copies
     too_many = [list(range(32))]  # 31 rows (0 pads) > 3/4 of 40
-    assert embedding_rows.train_used_rows(_bert(), too_many, zero_stage=0) is None
+    assert embedding_rows.train_used_rows(_bert(), too_many, plain_adamw=True) is None
     frozen = _bert()
     frozen.get_input_embeddings().weight.requires_grad_(False)  # LoRA, or a frozen table
-    assert embedding_rows.train_used_rows(frozen, few, zero_stage=0) is None
+    assert embedding_rows.train_used_rows(frozen, few, plain_adamw=True) is None
     tied = _bert()
     tied.classifier.weight = tied.get_input_embeddings().weight  # shared with another layer
-    assert embedding_rows.train_used_rows(tied, few, zero_stage=0) is None
+    assert embedding_rows.train_used_rows(tied, few, plain_adamw=True) is None
