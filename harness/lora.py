@@ -118,7 +118,12 @@ def quantize(model, head: str) -> None:
             layer.weight = bnb.nn.Params4bit(weight, requires_grad=False, compress_statistics=True, quant_type="nf4")
             if child.bias is not None:
                 layer.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
-            setattr(module, child_name, layer.to(weight.device))  # .to quantizes
+            layer = layer.to(weight.device)  # .to quantizes
+            # bitsandbytes 0.50 repacks an AVX512-BF16 CPU's weights in place at the first no-grad
+            # forward, for inference; a trial trains after evaluating, and the repacked weights break
+            # its next step and the merge (dtype errors): the one CPU layout serves both here
+            layer.support_avx512bf16_for_cpu = False
+            setattr(module, child_name, layer)
 
 
 def _dequantize(model) -> None:
