@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.profiler import record_function
 
-from harness import checkpoint, embedding_rows, last_layer
+from harness import checkpoint, cpu_dropout, embedding_rows, last_layer
 from harness import engine as ds_engine
 from harness.batching import Columns, eval_batches, train_batches
 from harness.config import TrialConfig
@@ -349,7 +349,9 @@ def fit(
     stepper = _Stepper(
         ds_engine.build(model, cfg, lr, total), cfg, lr, total, objective, train, tap, teacher_logits, result.notes
     )
+    dropouts = None
     try:
+        dropouts = cpu_dropout.on_cpu(model)  # the same law, masks drawn 3x faster (weights on the CPU only)
         rank, workers = ds_engine.world()
         shape = measured_space(objective, cfg.feature_cmi_temperature)
         best: tuple[int, dict] | None = None  # (epoch, weights) for --save-model best
@@ -409,5 +411,7 @@ def fit(
         return result
     finally:  # also when interrupted: ZeRO's optimizer hooks every parameter's gradient accumulator,
         stepper.engine.destroy()  # where the collector cannot see, so an engine left alive is never freed
+        if dropouts is not None:
+            dropouts.restore()
         if used_rows is not None:
             model.set_input_embeddings(used_rows.restore())  # type: ignore[operator]

@@ -53,6 +53,7 @@ ORDER = [
     "forward",
     "checkpoint",
     "last_layer",
+    "cpu_dropout",
     "engine",
     "embedding_rows",
     "batching",
