@@ -55,7 +55,7 @@ class _Dropout(torch.autograd.Function):
         return grad.mul(keep).mul_(ctx.scale), None
 
 
-def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+def drop(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """``torch.nn.functional.dropout``'s law with this module's masks (CPU tensors)."""
     if not training or p == 0.0:
         return x
@@ -65,7 +65,7 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
 
 
 def _module_forward(module: torch.nn.Dropout, x: torch.Tensor) -> torch.Tensor:
-    return dropout(x, module.p, module.training)
+    return drop(x, module.p, module.training)
 
 
 def attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
@@ -84,7 +84,7 @@ def attention(module, query, key, value, attention_mask, dropout: float = 0.0, s
         scores.masked_fill_(attention_mask.logical_not(), torch.finfo(scores.dtype).min)  # in place: no copy
     elif attention_mask is not None:  # additive
         scores.add_(attention_mask)
-    probs = _Dropout.apply(torch.softmax(scores, dim=-1), dropout)
+    probs = drop(torch.softmax(scores, dim=-1), dropout)
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
 
 

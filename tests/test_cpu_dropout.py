@@ -36,7 +36,7 @@ def test_masks_follow_torchs_seed_and_differ_between_calls():
 def test_kept_values_are_scaled_by_one_over_one_minus_p_and_the_gradient_by_the_same_mask():
     x = torch.linspace(1, 2, 4000).requires_grad_()
     weights = torch.arange(4000.0)
-    y = cpu_dropout.dropout(x, 0.2)
+    y = cpu_dropout.drop(x, 0.2)
     (y * weights).sum().backward()
     kept = y != 0
     assert 0.75 < kept.double().mean() < 0.85
@@ -46,9 +46,9 @@ def test_kept_values_are_scaled_by_one_over_one_minus_p_and_the_gradient_by_the_
 
 def test_zero_one_and_evaluation():
     x = torch.randn(100)
-    assert cpu_dropout.dropout(x, 0.0) is x
-    assert cpu_dropout.dropout(x, 0.5, training=False) is x
-    assert torch.equal(cpu_dropout.dropout(x, 1.0), torch.zeros(100))
+    assert cpu_dropout.drop(x, 0.0) is x
+    assert cpu_dropout.drop(x, 0.5, training=False) is x
+    assert torch.equal(cpu_dropout.drop(x, 1.0), torch.zeros(100))
 
 
 @pytest.mark.parametrize("boolean", [True, False])
