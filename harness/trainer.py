@@ -205,7 +205,7 @@ def _halve_micro_batch(engine, cfg: TrialConfig, lr: float, total: int, accum: i
         )
     module = engine.module
     module.zero_grad(set_to_none=True)
-    engine.destroy()
+    ds_engine.destroy(engine)
     del engine
     gc.collect()
     if torch.cuda.is_available():
@@ -410,7 +410,7 @@ def fit(
             tap.handle.remove()
         return result
     finally:  # also when interrupted: ZeRO's optimizer hooks every parameter's gradient accumulator,
-        stepper.engine.destroy()  # where the collector cannot see, so an engine left alive is never freed
+        ds_engine.destroy(stepper.engine)  # where the collector cannot see, so an engine left alive is never freed
         if dropouts is not None:
             dropouts.restore()
         if used_rows is not None:

@@ -356,9 +356,11 @@ def test_a_finished_trial_leaves_no_engine_or_model_behind(loaded, tmp_path):
 
 
 @pytest.mark.parametrize("accum", [1, 2])
-def test_the_optimizer_sees_gradients_clipped_to_grad_clip_once_per_step(loaded, accum):
-    """Without ZeRO the harness clips (torch's foreach clip_grad_norm_), DeepSpeed's rule: the whole
-    gradient's L2 norm at most --grad-clip, at the accumulation boundary only; with 0, untouched."""
+def test_the_optimizer_steps_on_gradients_clipped_to_grad_clip_once_per_step(loaded, accum):
+    """Without ZeRO the harness clips inside AdamW's fused kernel, DeepSpeed's rule: the gradient AdamW
+    steps on is g min(1, c / (||g||_2 + 1e-6)), with g the whole accumulated gradient, once per step;
+    with 0, g itself. After one step AdamW's first moment is (1 - beta1) times that gradient, so it
+    shows what the kernel used."""
     import torch
 
     from harness import engine as ds_engine
@@ -366,23 +368,33 @@ def test_the_optimizer_sees_gradients_clipped_to_grad_clip_once_per_step(loaded,
     from harness.models import resolve
     from harness.trainer import train_step
 
-    seen = {}
     for clip in (1e-3, 0.0):
         cfg = TrialConfig(suite="smoke", task="sentiment", objective="ce", model="tiny", seed=1,
                           grad_clip=clip, grad_accum=accum, batch_size=8)  # fmt: skip
         torch.manual_seed(0)
         _, model = resolve("tiny", loaded.models).load(2)
         engine = ds_engine.build(model, cfg, 1e-3, total_steps=10)
-        seen[clip] = []
+        raw = {}
 
-        def grad_norm(optimizer, *_, norms=seen[clip]):
-            grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-            norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
+        def keep_gradients(optimizer, *_, raw=raw):
+            raw.update({p: p.grad.clone() for g in optimizer.param_groups for p in g["params"] if p.grad is not None})
 
-        engine.optimizer.register_step_pre_hook(grad_norm)
+        engine.optimizer.register_step_pre_hook(keep_gradients)
         rows = torch.arange(8)
         batch = {"input_ids": (rows[:, None] + torch.arange(6)) % 20 + 4, "labels": rows % 2, "idx": rows}
         micro = [{k: v[i::accum] for k, v in batch.items()} for i in range(accum)]
         train_step(engine, loaded.objectives.get("ce")(2), micro, None, ds_engine.harness_clip(cfg))
-    assert len(seen[0.0]) == 1 and seen[0.0][0] > 0.1  # far above the clip: clipping binds
-    assert seen[1e-3] == [pytest.approx(1e-3, rel=1e-3)]
+        norm = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in raw.values()])))
+        assert norm > 0.1  # far above 1e-3: clipping binds
+        factor = min(1.0, clip / (norm + 1e-6)) if clip else 1.0
+        beta1 = engine.optimizer.param_groups[0]["betas"][0]
+        for p, g in raw.items():
+            state = engine.optimizer.state[p]
+            assert int(state["step"]) == 1  # one step for the accumulated micro-batches
+            torch.testing.assert_close(state["exp_avg"] / (1 - beta1), g * factor, rtol=1e-5, atol=1e-12)
+        # one worker: the norms were taken in the backward, by hooks the engine's end removes
+        assert hasattr(engine, "harness_norms") == bool(clip)
+        if clip:
+            ds_engine.destroy(engine)
+            model(input_ids=batch["input_ids"]).logits.sum().backward()
+            assert engine.harness_norms.norms == {}
