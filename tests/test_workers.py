@@ -2,7 +2,8 @@
 on two workers resume to the uninterrupted numbers."""
 
 import os
-import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import torch.multiprocessing as mp
@@ -16,23 +17,31 @@ from tests.helpers import NO_DROPOUT, Interrupt, stop_in_epoch
 pytestmark = pytest.mark.slow  # each spawns two interpreters that import torch and DeepSpeed: 12-17 s
 
 
+def _join(rank: int, world: int, port: int, cache: str) -> None:
+    """A launcher's environment: rank, world size, and the rendezvous store (``_store``) to join as a client."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), TORCHELASTIC_USE_AGENT_STORE="True", HARNESS_CACHE=cache)  # fmt: skip
+
+
+@contextmanager
+def _store() -> Iterator[int]:
+    """The port of a rendezvous store this process hosts while the workers run, as torchrun's agent does
+    (workers with TORCHELASTIC_USE_AGENT_STORE join it instead of rank 0 binding the port): the OS picks
+    a free port and it stays held, where a port found free and released first can be taken by another
+    test in between (seen: rank 0's bind failing under pytest -n 2)."""
+    from torch.distributed import TCPStore
+
+    store = TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
+    try:
+        yield store.port
+    finally:
+        del store
+
+
 def _worker(rank: int, world: int, port: int, config: dict, trial_dir: str, cache: str) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        HARNESS_CACHE=cache,
-    )
+    _join(rank, world, port, cache)
     record = run_trial(TrialConfig.from_dict(config), trial_dir)
     assert record.completed, record.error
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("objective, args", [("ce", None), ("cmi_min", {"cmi_min": {"lambda": "1", "beta": "0.1"}})])
@@ -60,7 +69,8 @@ def test_two_workers_follow_the_one_worker_loss_curve(tmp_path, monkeypatch, obj
     )
     config = plan.trials[0].to_dict()
     one = run_trial(plan.trials[0], tmp_path / "one", plugins=loaded).to_dict()
-    mp.spawn(_worker, args=(2, _free_port(), config, str(tmp_path / "two"), os.environ["HARNESS_CACHE"]), nprocs=2)
+    with _store() as port:
+        mp.spawn(_worker, args=(2, port, config, str(tmp_path / "two"), os.environ["HARNESS_CACHE"]), nprocs=2)
     two = read_json(tmp_path / "two" / RECORD)
     curve_one = [e["train_loss"] for e in one["epochs"]]
     curve_two = [e["train_loss"] for e in two["epochs"]]
@@ -75,8 +85,7 @@ def _zero_worker(rank: int, world: int, port: int, config: dict, root: str, cach
     """Runs the trial straight, then interrupted in its third epoch, then resumed; every run on both ranks."""
     from pathlib import Path
 
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port), HARNESS_CACHE=cache)  # fmt: skip
+    _join(rank, world, port, cache)
     cfg = TrialConfig.from_dict(config)
     assert run_trial(cfg, Path(root) / "straight").completed
     try:  # Ctrl-C in both workers at the same step
@@ -101,7 +110,8 @@ def test_a_zero_trial_on_two_workers_resumes_to_the_uninterrupted_numbers(tmp_pa
     plan = make_plan(loaded, "smoke", ["nli"], ["cmi_min"], "tiny", [2], check_model=False, epochs=3, threads=1,
                      zero_stage=stage, max_train_samples=256, max_dev_samples=64)  # fmt: skip
     config = plan.trials[0].to_dict()
-    mp.spawn(_zero_worker, args=(2, _free_port(), config, str(tmp_path), os.environ["HARNESS_CACHE"]), nprocs=2)
+    with _store() as port:
+        mp.spawn(_zero_worker, args=(2, port, config, str(tmp_path), os.environ["HARNESS_CACHE"]), nprocs=2)
     straight, resumed = (read_json(tmp_path / name / RECORD) for name in ("straight", "resumed"))
     assert straight["status"] == resumed["status"] == "completed"
     assert resumed["epochs"] == straight["epochs"] and resumed["final"] == straight["final"]
