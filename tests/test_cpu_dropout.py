@@ -71,6 +71,19 @@ def test_attention_is_softmax_of_masked_scores_with_the_drawn_mask(boolean):
     torch.testing.assert_close(grads, torch.autograd.grad(expected.sum(), (q, k, v)))
 
 
+@pytest.mark.parametrize("n", [1, 5, 15, 16, 20])
+def test_softmax_padded_to_the_vector_width_is_torchs(n):
+    x = torch.randn(2, 3, 4, n, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
+    x[0, 0, 0] = torch.finfo(torch.float64).min  # a row with every key masked: uniform over its n keys
+    x.requires_grad_()
+    ours, torchs = cpu_dropout.softmax(x), torch.softmax(x, -1)
+    assert ours.shape == x.shape
+    torch.testing.assert_close(ours, torchs)
+    torch.testing.assert_close(ours[0, 0, 0], torch.full((n,), 1 / n, dtype=torch.float64))
+    g = torch.randn(x.shape, dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad(ours, x, g), torch.autograd.grad(torchs, x, g))
+
+
 def test_attention_without_dropout_is_sdpa_itself():
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
