@@ -2,8 +2,8 @@
 
 torch draws a CPU dropout mask one element at a time with its Mersenne Twister; for a 3.84 M
 element attention map (RTE, batch 32, 12 heads) ``native_dropout`` took 30 ms on 2 Xeon cores,
-this module's mask and product 8.8 ms, and dropout was 19% of an RTE training step. The law is
-torch's: each element is kept independently with probability
+this module's mask 3.0 ms, and dropout was 19% of an RTE training step. The law is torch's: each
+element is kept independently with probability
 
     P(keep) = 1 - k / 2^32,   k = round(p 2^32)   (within 2^-33 of 1 - p)
 
@@ -31,12 +31,27 @@ ATTENTION = "harness_cpu_dropout"  # the name the attention function is register
 
 
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
-    """A bool tensor of ``shape``, each element True with probability 1 - round(p 2^32) / 2^32."""
+    """A bool tensor of ``shape``, each element True with probability 1 - t / 2^32, t = round(p 2^32):
+    True where a uniform 32-bit u >= t, drawn a byte at a time. With t = 2^24 t_hi + t_lo, u's top
+    byte b decides unless b = t_hi, and only then are u's low 24 bits drawn:
+
+        P(keep) = (255 - t_hi) / 256 + (1 / 256)(2^24 - t_lo) / 2^24 = 1 - t / 2^32
+
+    One byte an element instead of four: 116 against 234 us for a (32, 11, 384) mask, 3.0 against
+    7.3 ms for a (32, 12, 100, 100) one (2 Xeon cores)."""
     n = math.prod(shape)
-    seed = int(torch.randint(0, 2**63 - 1, ()))  # torch's generator decides the draws
-    words = np.random.SFC64(seed).random_raw((n + 1) // 2)  # 64 random bits = two int32s
-    ints = torch.from_numpy(words.view(np.int32)[:n]).view(shape)  # uniform on [-2^31, 2^31)
-    return ints >= round(p * 2**32) - 2**31
+    t = round(p * 2**32)
+    if t >= 2**32:  # p within 2^-33 of 1
+        return torch.zeros(shape, dtype=torch.bool)
+    t_hi, t_lo = t >> 24, t & 0xFFFFFF
+    rng = np.random.SFC64(int(torch.randint(0, 2**63 - 1, ())))  # torch's generator decides the draws
+    top = rng.random_raw(-(-n // 8)).view(np.uint8)[:n]  # 64 random bits = eight top bytes
+    keep = top > t_hi
+    tied = np.flatnonzero(top == t_hi)  # 1 in 256: the low 24 bits decide
+    if tied.size:
+        low = rng.random_raw(-(-tied.size // 2)).view(np.uint32)[: tied.size] & 0xFFFFFF
+        keep[tied] = low >= t_lo
+    return torch.from_numpy(keep).view(shape)
 
 
 def _kept(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
