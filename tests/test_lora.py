@@ -126,15 +126,18 @@ def test_qlora_quantizes_every_linear_but_the_head_and_its_merge_is_exact(loaded
 
 @pytest.mark.slow
 def test_a_qlora_trial_learns_checkpoints_only_adapters_and_head_and_resumes_to_the_same_numbers(loaded, tmp_path):
-    plan = make_plan(loaded, "smoke", ["sentiment"], ["ce"], "tiny", [3], check_model=False, epochs=6, peft=QLORA,
-                     lr=3e-3)  # fmt: skip  # the whole smoke split: a random base needs the steps (LoRA alike)
+    # the whole smoke split: a random base needs the steps (LoRA alike). Its loss stays at ln 2 for 2-5
+    # epochs, then falls: after 6 epochs 2 of 13 seeds were still at chance (0.51, the majority class),
+    # with either of two dropout-mask generators; after 10, seeds 1-8 scored 0.64-0.87 (seed 3: 0.73)
+    plan = make_plan(loaded, "smoke", ["sentiment"], ["ce"], "tiny", [3], check_model=False, epochs=10, peft=QLORA,
+                     lr=3e-3)  # fmt: skip
     (config,) = plan.trials
     straight = run_trial(config, tmp_path / "straight", plugins=loaded)
     assert straight.completed, straight.error
-    assert straight.final["validation"]["accuracy"] > 0.62  # chance 0.51 (the majority class); 0.68 seen
+    assert straight.final["validation"]["accuracy"] > 0.62
 
     with pytest.raises(Interrupt):
-        run_trial(config, tmp_path / "resumed", stop_in_epoch(6), plugins=loaded)
+        run_trial(config, tmp_path / "resumed", stop_in_epoch(10), plugins=loaded)
     saved = load_file(str(tmp_path / "resumed" / "checkpoint" / "model.safetensors"))
     assert saved and all("lora_" in k or "classifier" in k for k in saved)  # no base weight, no 4-bit state
     resumed = run_trial(config, tmp_path / "resumed", plugins=loaded)
