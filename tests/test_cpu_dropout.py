@@ -14,9 +14,10 @@ from harness import cpu_dropout
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.75 + 0.5 / 256])
 def test_keep_rate_is_one_minus_p_on_every_byte_of_each_word(p):
-    # t = round(p 2^32): at p = 0.1 the low 24 bits decide 60% of the draws whose top byte ties with
-    # t's, so keeping (or dropping) every tie moves the rate by 0.6 / 256 (0.4 / 256), 11 (7) sigma on
-    # 2 M draws; at 0.75 + 0.5/256 half the ties are kept; at 0.5 no draw ties (t's low bits are 0)
+    # t = round(p 2^32): at p = 0.1 a draw whose top byte ties with t's is kept with probability 0.4
+    # (t's low 24 bits are 0.6 of 2^24), so keeping (dropping) every tie moves the rate by 0.6 / 256
+    # (0.4 / 256), 11 (7) sigma on 2 M draws; at 0.75 + 0.5/256 half the ties are kept; at 0.5 all
+    # (t's low bits are 0)
     torch.manual_seed(0)
     keep = cpu_dropout.keep_mask((2_000_000,), p).double()
     expected = 1 - round(p * 2**32) / 2**32

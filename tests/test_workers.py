@@ -28,7 +28,7 @@ def _store() -> Iterator[int]:
     """The port of a rendezvous store this process hosts while the workers run, as torchrun's agent does
     (workers with TORCHELASTIC_USE_AGENT_STORE join it instead of rank 0 binding the port): the OS picks
     a free port and it stays held, where a port found free and released first can be taken by another
-    test in between (seen: rank 0's bind failing under pytest -n 2)."""
+    test before rank 0 binds it (a flake seen under pytest -n 2 in an earlier session)."""
     from torch.distributed import TCPStore
 
     store = TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
