@@ -28,6 +28,7 @@ import torch
 
 ENCODERS = ("bert", "roberta", "xlm-roberta", "distilbert")  # non-causal attention through ALL_ATTENTION_FUNCTIONS
 ATTENTION = "harness_cpu_dropout"  # the name the attention function is registered under in transformers
+SOFTMAX_WIDTH = 16  # keys a softmax row is padded to (``softmax``): torch's AVX-512 vector of fp32
 
 
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
@@ -97,9 +98,10 @@ def softmax(scores: torch.Tensor) -> torch.Tensor:
     with -inf, which softmax sends to exactly 0, so each row's values and gradients are the same law
     (343 us for that map)."""
     n = scores.shape[-1]
-    if n >= 16:
+    if n >= SOFTMAX_WIDTH:
         return torch.softmax(scores, dim=-1)
-    return torch.softmax(torch.nn.functional.pad(scores, (0, 16 - n), value=float("-inf")), dim=-1)[..., :n]
+    padded = torch.nn.functional.pad(scores, (0, SOFTMAX_WIDTH - n), value=float("-inf"))
+    return torch.softmax(padded, dim=-1)[..., :n]
 
 
 def attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):

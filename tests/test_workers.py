@@ -31,11 +31,8 @@ def _store() -> Iterator[int]:
     test before rank 0 binds it (a flake seen under pytest -n 2 in an earlier session)."""
     from torch.distributed import TCPStore
 
-    store = TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
-    try:
-        yield store.port
-    finally:
-        del store
+    store = TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)  # closed with this frame
+    yield store.port
 
 
 def _worker(rank: int, world: int, port: int, config: dict, trial_dir: str, cache: str) -> None:
